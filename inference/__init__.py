@@ -1,0 +1,33 @@
+"""Music2Dance engine: music features, the EDGE-style diffusion model, sampling with pins.
+
+Pure Python + PyTorch; never imports ``bpy``. Importing this package is cheap
+and needs only NumPy (Blender's own Python uses :mod:`inference.skeleton`);
+the names below load their modules, and PyTorch, on first use.
+
+Typical use::
+
+    from inference import DanceGenerator
+    dance = DanceGenerator().generate("song.mp3", seed=1)
+    dance.save("dance.npz")
+"""
+
+import importlib
+
+_EXPORTS = {
+    "DanceGenerator": "generate",
+    "Dance": "generate",
+    "Constraints": "constraints",
+    "M2DConfig": "config",
+    "M2DError": "errors",
+    "Cancelled": "errors",
+    "load_model": "weights",
+    "save_model": "weights",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,144 @@
+"""The command line: ``python -m inference generate AUDIO -o OUT.npz`` and friends.
+
+Every problem with the user's input ends with a one-line explanation on stderr
+and exit status 2; no output file is written unless the whole job succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import M2DError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _default_cache_dirs() -> None:
+    """Keep numba's compiled librosa kernels between runs (the first call compiles for ~20 s)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "music2dance"
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(base / "numba"))
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr (plain lines every 10 % when not a terminal)."""
+
+    STAGES = {"features": "Reading music", "sampling": "Dancing", "finishing": "Finishing"}
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.width = width
+        self.started = time.monotonic()
+        self.stage_started = self.started
+        self.stage = None
+        self.last_tenth = -1
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self.stage:
+            if self.tty and self.stage is not None:
+                self.stream.write("\n")
+            self.stage, self.stage_started, self.last_tenth = stage, now, -1
+        frac = done / total if total else 1.0
+        label = self.STAGES.get(stage, stage)
+        if stage == "sampling" and done:
+            eta = (now - self.stage_started) / done * (total - done)
+            detail = f" step {done}/{total}, {eta:4.0f} s left"
+        else:
+            detail = ""
+        if self.tty:
+            fill = int(frac * self.width)
+            self.stream.write(f"\r{label:<14} [{'#' * fill}{'.' * (self.width - fill)}] {frac:4.0%}{detail}  ")
+        elif int(frac * 10) != self.last_tenth:
+            self.last_tenth = int(frac * 10)
+            self.stream.write(f"{label}: {frac:4.0%}{detail}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.stage is not None:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _output_path(path: str, suffix: str, what: str) -> Path:
+    """Check, before any work, that ``path`` can be written."""
+    p = Path(path)
+    if p.suffix.lower() != suffix:
+        raise M2DError(f"The {what} file must end in {suffix}; got {p.name}.")
+    if p.is_dir():
+        raise M2DError(f"{p} is a folder; give a file name for the {what}.")
+    if not p.parent.is_dir():
+        raise M2DError(f"The folder {p.parent} does not exist; create it or choose another place for the {what}.")
+    if not os.access(p.parent, os.W_OK):
+        raise M2DError(f"Cannot write into {p.parent}; choose another place for the {what}.")
+    return p
+
+
+def _cmd_generate(args) -> int:
+    out = _output_path(args.output, ".npz", "output")
+    preview = _output_path(args.preview, ".gif", "preview") if args.preview else None
+    from .audio import check_audio_path
+    from .constraints import Constraints
+    from .generate import DanceGenerator
+
+    check_audio_path(args.audio)
+    generator = DanceGenerator(weights=args.weights, device=args.device)
+    constraints = Constraints.load(args.constraints, fps=generator.config.fps) if args.constraints else None
+    progress = TerminalProgress()
+    try:
+        dance = generator.generate(
+            args.audio, start=args.start, duration=args.duration, seed=args.seed, steps=args.steps,
+            guidance=args.guidance, eta=args.eta, constraints=constraints, progress=progress,
+        )
+    finally:
+        progress.close()
+    dance.save(out)
+    message = f"Wrote {out}: {dance.num_frames} frames ({dance.duration:.1f} s at {dance.fps} fps)"
+    if preview is not None:
+        from .preview import write_gif
+
+        write_gif(dance.joints, preview, dance.fps)
+        message += f"; preview {preview}"
+    print(message + f" in {time.monotonic() - progress.started:.1f} s.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m inference", description="Music2Dance engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="make a dance for a music file",
+                       description="Generate a dance for a music file and save it as an npz "
+                                   "(fps, smpl_poses, smpl_trans, joints, contacts, audio_start).")
+    g.add_argument("audio", help="music file: WAV, FLAC, OGG or MP3")
+    g.add_argument("-o", "--output", required=True, help="where to write the dance (.npz)")
+    g.add_argument("--start", type=float, default=0.0, help="seconds into the song to start (default 0)")
+    g.add_argument("--duration", type=float, default=None, help="seconds of music to dance to (default: to the end)")
+    g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same dance")
+    g.add_argument("--steps", type=int, default=None, help="DDIM sampling steps (default from the model, 50)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight (default 2)")
+    g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 stochastic (default 0)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--weights", default=None, help="model folder or .safetensors file (default: weights/)")
+    g.add_argument("--constraints", default=None, help="npz of pins to meet (see the README)")
+    g.add_argument("--preview", default=None, help="also write a stick-figure animation (.gif)")
+    g.set_defaults(func=_cmd_generate)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    _default_cache_dirs()
+    try:
+        return args.func(args)
+    except M2DError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\nInterrupted; nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED

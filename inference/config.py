@@ -1,0 +1,137 @@
+"""The one settings dataclass that travels with the weights.
+
+Frame rate, window length, music-feature layout, network size, diffusion steps
+and sampling defaults live here and nowhere else; they are saved as JSON beside
+the safetensors file and loaded with it (:mod:`inference.weights`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .skeleton import NUM_JOINTS
+
+CONFIG_FORMAT = "music2dance-config/1"
+
+# Per-frame motion layout (EDGE): 4 foot contacts, root translation, 24 local rotations in 6D.
+NUM_CONTACTS = 4
+ROOT_DIMS = 3
+ROT6D_DIMS = 6
+
+
+@dataclass(frozen=True)
+class M2DConfig:
+    """Everything that defines a model and how its inputs are laid out.
+
+    Attributes are grouped as motion, music, network, diffusion, sampling, training.
+    """
+
+    # --- motion ---
+    fps: int = 30
+    """Frames per second of the motion and of the music features."""
+    window_frames: int = 150
+    """Frames the network sees at once (EDGE: 5 s at 30 fps)."""
+
+    # --- music (EDGE "baseline" features) ---
+    hop_length: int = 512
+    """Audio samples per feature frame; the audio is resampled to ``fps * hop_length`` Hz."""
+    n_mfcc: int = 20
+    n_chroma: int = 12
+
+    # --- network ---
+    width: int = 512
+    depth: int = 8
+    """Decoder layers over the motion."""
+    music_depth: int = 2
+    """Encoder layers over the music before cross-attention."""
+    heads: int = 8
+    ff_mult: int = 2
+    """Feed-forward width as a multiple of ``width``."""
+    dropout: float = 0.1
+
+    # --- diffusion ---
+    diffusion_steps: int = 1000
+    cosine_s: float = 0.008
+    """Offset of the cosine schedule (Nichol & Dhariwal 2021, eq. 17)."""
+
+    # --- sampling defaults ---
+    sample_steps: int = 50
+    eta: float = 0.0
+    guidance: float = 2.0
+    chunk_windows: int = 8
+    """Windows denoised jointly at most; bounds memory for long songs."""
+    seam_frames: int = 8
+    """Frames over which a pinned value's offset is eased into the free motion."""
+
+    # --- training ---
+    cond_drop_prob: float = 0.25
+    """Probability of replacing the music by the learned null condition (for guidance)."""
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def audio_sample_rate(self) -> int:
+        return self.fps * self.hop_length
+
+    @property
+    def music_dim(self) -> int:
+        """Onset envelope, MFCCs, chroma, onset-peak one-hot, beat one-hot."""
+        return 1 + self.n_mfcc + self.n_chroma + 1 + 1
+
+    @property
+    def motion_dim(self) -> int:
+        return NUM_CONTACTS + ROOT_DIMS + NUM_JOINTS * ROT6D_DIMS
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_frames / self.fps
+
+    # ------------------------------------------------------------------ checks and I/O
+    def __post_init__(self):
+        if self.window_frames % 2:
+            raise ValueError("window_frames must be even: windows overlap by half.")
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ValueError("width must split into heads of an even size (rotary positions).")
+
+    def replace(self, **changes) -> "M2DConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "M2DConfig":
+        """Build a config from its saved form; raise ValueError naming any mismatch."""
+        data = dict(data)
+        fmt = data.pop("format", None)
+        if fmt != CONFIG_FORMAT:
+            raise ValueError(f"format is {fmt!r}, expected {CONFIG_FORMAT!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted(names - set(data))
+        if unknown or missing:
+            parts = []
+            if unknown:
+                parts.append("unknown settings " + ", ".join(unknown))
+            if missing:
+                parts.append("missing settings " + ", ".join(missing))
+            raise ValueError("; ".join(parts))
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            expected = {"int": int, "float": (int, float)}[types[key]]
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise ValueError(f"setting {key} is {value!r}, expected a {types[key]}")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "M2DConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+TINY_CONFIG = M2DConfig(width=32, depth=1, music_depth=1, heads=2, ff_mult=2, dropout=0.0)
+"""A network small enough for tests and smoke runs; same data layout as the default."""

@@ -1,0 +1,183 @@
+"""From a music file to a dance: the engine's public entry point and its output contract.
+
+:class:`DanceGenerator` keeps a model loaded (so repeated generations skip the
+load) and turns audio, plus optional pins, into a :class:`Dance` — the arrays of
+the npz contract described in the README.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import motion as mo
+from . import skeleton as sk
+from .constraints import Constraints
+from .device import resolve_device
+from .errors import M2DError
+from .features import features_from_file
+from .longform import sample_dance
+from .weights import load_model
+
+StageProgress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages are "features", "sampling" and "finishing"."""
+
+_FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the output
+
+
+@dataclass
+class Dance:
+    """A generated dance in the npz contract (see the README)."""
+
+    fps: int
+    smpl_poses: np.ndarray  # (N, 72) float32 axis-angle, SMPL joint order
+    smpl_trans: np.ndarray  # (N, 3) float32 root position, metres, z-up
+    joints: np.ndarray  # (N, 24, 3) float32 world joint positions (project FK)
+    contacts: np.ndarray  # (N, 4) float32 in [0, 1]: left/right ankle, left/right toe
+    audio_start: float  # seconds into the music file of frame 0
+    extras: dict = field(default_factory=dict)  # provenance: seed, steps, guidance, audio path
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.smpl_poses)
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+    def arrays(self) -> dict:
+        return {
+            "fps": np.int32(self.fps),
+            "smpl_poses": self.smpl_poses.astype(np.float32),
+            "smpl_trans": self.smpl_trans.astype(np.float32),
+            "joints": self.joints.astype(np.float32),
+            "contacts": self.contacts.astype(np.float32),
+            "audio_start": np.float64(self.audio_start),
+            **{k: np.asarray(v) for k, v in self.extras.items()},
+        }
+
+    def save(self, path) -> Path:
+        """Write the npz atomically: a failed write leaves no partial file."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=".m2d-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **self.arrays())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Dance":
+        with np.load(path, allow_pickle=False) as data:
+            core = {"fps", "smpl_poses", "smpl_trans", "joints", "contacts", "audio_start"}
+            return cls(
+                fps=int(data["fps"]), smpl_poses=data["smpl_poses"], smpl_trans=data["smpl_trans"],
+                joints=data["joints"], contacts=data["contacts"], audio_start=float(data["audio_start"]),
+                extras={k: data[k] for k in data.files if k not in core},
+            )
+
+
+def _check_settings(config, steps, guidance, eta):
+    if steps is not None and not (isinstance(steps, int) and 1 <= steps <= config.diffusion_steps):
+        raise M2DError(f"Sampling steps must be a whole number from 1 to {config.diffusion_steps}; got {steps}.")
+    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
+        raise M2DError(f"Guidance must be 0 or more (2 is typical); got {guidance}.")
+    if eta is not None and not (math.isfinite(eta) and 0 <= eta <= 1):
+        raise M2DError(f"eta must be between 0 (deterministic) and 1; got {eta}.")
+
+
+class DanceGenerator:
+    """A loaded model, ready to make dances.
+
+    Args:
+        weights: folder (or .safetensors file) of the model; the shipped one by default.
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+    """
+
+    def __init__(self, weights=None, device: str = "auto"):
+        self.device = resolve_device(device)
+        self.model = load_model(weights, self.device)
+        self.config = self.model.config
+
+    def generate(
+        self,
+        audio,
+        *,
+        start: float = 0.0,
+        duration: Optional[float] = None,
+        seed: int = 0,
+        steps: Optional[int] = None,
+        guidance: Optional[float] = None,
+        eta: Optional[float] = None,
+        constraints: Optional[Constraints] = None,
+        progress: Optional[StageProgress] = None,
+        should_cancel: Optional[Callable[[], bool]] = None,
+    ) -> Dance:
+        """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default)."""
+        _check_settings(self.config, steps, guidance, eta)
+        if progress:
+            progress("features", 0, 1)
+        music, clip = features_from_file(audio, self.config, start=start, duration=duration)
+        if progress:
+            progress("features", 1, 1)
+        dance = self.generate_from_features(
+            music, audio_start=clip.start, seed=seed, steps=steps, guidance=guidance, eta=eta,
+            constraints=constraints, progress=progress, should_cancel=should_cancel,
+        )
+        dance.extras["audio_path"] = str(Path(audio).resolve())
+        return dance
+
+    def generate_from_features(
+        self,
+        music: np.ndarray,
+        *,
+        audio_start: float = 0.0,
+        seed: int = 0,
+        steps: Optional[int] = None,
+        guidance: Optional[float] = None,
+        eta: Optional[float] = None,
+        constraints: Optional[Constraints] = None,
+        progress: Optional[StageProgress] = None,
+        should_cancel: Optional[Callable[[], bool]] = None,
+    ) -> Dance:
+        """Make a dance for (N, music_dim) features: N frames at the model's fps."""
+        _check_settings(self.config, steps, guidance, eta)
+        n = len(music)
+        if constraints is not None:
+            constraints = constraints.resized(n) if constraints.num_frames != n else constraints.validate()
+        motion = sample_dance(
+            self.model, music, constraints=constraints, steps=steps, guidance=guidance, eta=eta,
+            seed=seed, should_cancel=should_cancel,
+            progress=None if progress is None else (lambda i, total: progress("sampling", i, total)),
+        )
+        if progress:
+            progress("finishing", 0, 1)
+        if not np.all(np.isfinite(motion)):
+            raise M2DError("The model produced invalid numbers (NaN). The weights may be damaged; "
+                           "try another seed, or reinstall the model.")
+        smpl = mo.to_smpl(motion)
+        poses, trans = smpl.smpl_poses, smpl.smpl_trans
+        if constraints:
+            # Pinned values are given back exactly as they were given, not via a conversion.
+            p = poses.reshape(n, sk.NUM_JOINTS, 3)
+            p[constraints.pose_mask] = constraints.smpl_poses.reshape(n, sk.NUM_JOINTS, 3)[constraints.pose_mask]
+            trans[constraints.root_mask] = constraints.smpl_trans[constraints.root_mask]
+        joints = np.empty((n, sk.NUM_JOINTS, 3), np.float32)
+        for a in range(0, n, _FK_CHUNK):
+            joints[a:a + _FK_CHUNK] = sk.joint_positions(poses[a:a + _FK_CHUNK], trans[a:a + _FK_CHUNK])
+        if progress:
+            progress("finishing", 1, 1)
+        extras = {"seed": int(seed), "steps": int(steps or self.config.sample_steps),
+                  "guidance": float(self.config.guidance if guidance is None else guidance)}
+        return Dance(fps=self.config.fps, smpl_poses=poses, smpl_trans=trans, joints=joints,
+                     contacts=smpl.contacts, audio_start=float(audio_start), extras=extras)
+

@@ -1,0 +1,257 @@
+"""Dances of any length: overlapping windows denoised jointly, in bounded chunks, then stitched.
+
+Windows of ``config.window_frames`` frames start every half window. As in EDGE
+(Tseng et al. 2023, section 3.4), the windows of a chunk are denoised as one
+batch and after every step each window's first half is set to the previous
+window's second half, so neighbours agree. At most ``config.chunk_windows``
+windows are denoised at a time; the next chunk's first window treats the last
+half window already made as known (inpainting), so memory does not grow with
+the song.
+
+Each window has its own floor origin (its root's horizontal position at its
+first frame, see :mod:`inference.motion`). Origins are re-estimated from the
+network's prediction at every step and the noisy sample is shifted to match —
+an affine change of coordinates that diffusion allows exactly (x_t shifts by
+sqrt(alpha_bar) times the clean shift).
+
+User pins (:class:`~inference.constraints.Constraints`) and the known prefix
+are imposed by EDGE's inpainting at every step, and exactly at the end with
+their borders eased (:func:`~inference.constraints.ease_rotations`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from . import motion as mo
+from . import skeleton as sk
+from .config import M2DConfig
+from .constraints import Constraints, ease_rotations, ease_vectors
+from .device import autocast
+from .diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided, inpaint
+from .model import DanceDenoiser
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where each window starts, for a dance of ``num_frames`` frames."""
+
+    num_frames: int
+    window: int
+    starts: tuple[int, ...]
+
+    @property
+    def hop(self) -> int:
+        return self.window // 2
+
+    @property
+    def padded_frames(self) -> int:
+        return self.starts[-1] + self.window
+
+    def chunks(self, size: int) -> list[range]:
+        """Window indices in consecutive chunks of at most ``size`` windows."""
+        n = len(self.starts)
+        return [range(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+def plan_windows(num_frames: int, window: int) -> WindowPlan:
+    hop = window // 2
+    count = 1 if num_frames <= window else math.ceil((num_frames - window) / hop) + 1
+    return WindowPlan(num_frames, window, tuple(i * hop for i in range(count)))
+
+
+@dataclass
+class Targets:
+    """Known values in motion space over the padded frames (metric units, global root)."""
+
+    values: np.ndarray  # (P, motion_dim) float64
+    mask: np.ndarray  # (P, motion_dim) bool
+
+    @classmethod
+    def from_constraints(cls, constraints: Optional[Constraints], plan: WindowPlan, dim: int) -> "Targets":
+        values = np.zeros((plan.padded_frames, dim))
+        mask = np.zeros((plan.padded_frames, dim), bool)
+        if constraints:
+            n = constraints.num_frames
+            rot6d = sk.axis_angle_to_rot6d(constraints.smpl_poses.reshape(n, sk.NUM_JOINTS, 3).astype(np.float64))
+            values[:n, mo.ROTATIONS] = rot6d.reshape(n, -1)
+            mask[:n, mo.ROTATIONS] = np.repeat(constraints.pose_mask, mo.ROT6D_DIMS, axis=1)
+            values[:n, mo.ROOT] = constraints.smpl_trans
+            mask[:n, mo.ROOT] = constraints.root_mask
+        return cls(values, mask)
+
+
+class _ChunkProjector:
+    """The per-step hook for one chunk: re-centre origins, inpaint the known, tie the overlaps."""
+
+    def __init__(self, model: DanceDenoiser, known: torch.Tensor, mask: torch.Tensor,
+                 origins: torch.Tensor, hop: int, generator: torch.Generator):
+        self.model = model
+        self.known = known  # (W, T, D) metric, global root
+        self.mask = mask  # (W, T, D) bool
+        self.origins = origins  # (W, 2) metric floor origin of each window
+        self.hop = hop
+        self.generator = generator
+        self.xy_std = model.motion_std[mo.ROOT_XY]
+        self.xy_mean = model.motion_mean[mo.ROOT_XY]
+
+    def local_known(self) -> torch.Tensor:
+        """Known values in each window's coordinates, normalised."""
+        local = self.known.clone()
+        local[..., mo.ROOT_XY] -= self.origins[:, None, :]
+        return self.model.normalize_motion(local)
+
+    def __call__(self, x: torch.Tensor, x0: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+        scale = math.sqrt(alpha_bar)
+        # 1. Re-centre: each window's predicted first frame becomes its floor origin.
+        shift = x0[:, 0, mo.ROOT_XY].float() * self.xy_std + self.xy_mean  # (W, 2) metric
+        self.origins = self.origins + shift
+        x = x.clone()
+        x[..., mo.ROOT_XY] -= scale * shift[:, None, :] / self.xy_std
+        # 2. Inpaint what is known (EDGE: replace by the forward-noised known values).
+        if self.mask.any():
+            x = inpaint(x, self.local_known(), self.mask, alpha_bar, self.generator)
+        # 3. Tie: window w+1's first half is window w's second half, moved into w+1's coordinates.
+        h = self.hop
+        for w in range(x.shape[0] - 1):
+            x[w + 1, :h] = x[w, h:]
+            delta = (self.origins[w] - self.origins[w + 1]) / self.xy_std
+            x[w + 1, :h, mo.ROOT_XY] += scale * delta
+        return x
+
+
+def _to_quat(rot6d: np.ndarray) -> np.ndarray:
+    return sk.matrix_to_quat(sk.rot6d_to_matrix(rot6d))
+
+
+def _quat_to_rot6d(q: np.ndarray) -> np.ndarray:
+    return sk.matrix_to_rot6d(sk.quat_to_matrix(q))
+
+
+def stitch(windows: np.ndarray, hop: int) -> np.ndarray:
+    """(W, T, D) windows starting every ``hop`` frames -> (hop * (W - 1) + T, D) motion.
+
+    In each overlap the later window fades in linearly: slerp for the rotations,
+    a crossfade for contacts and the root.
+    """
+    count, length, dim = windows.shape
+    out = np.zeros((hop * (count - 1) + length, dim))
+    out[:length] = windows[0]
+    ramp = (np.arange(length - hop) + 0.5) / (length - hop)  # (overlap,)
+    for w in range(1, count):
+        o = w * hop
+        prev, new = out[o:o + length - hop], windows[w, :length - hop]
+        blend = prev + ramp[:, None] * (new - prev)
+        qa = _to_quat(prev[:, mo.ROTATIONS].reshape(-1, sk.NUM_JOINTS, mo.ROT6D_DIMS))
+        qb = _to_quat(new[:, mo.ROTATIONS].reshape(-1, sk.NUM_JOINTS, mo.ROT6D_DIMS))
+        q = sk.quat_slerp(qa, qb, np.broadcast_to(ramp[:, None], qa.shape[:-1]))
+        blend[:, mo.ROTATIONS] = _quat_to_rot6d(q).reshape(len(ramp), -1)
+        out[o:o + length - hop] = blend
+        out[o + length - hop:o + length] = windows[w, length - hop:]
+    return out
+
+
+def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_frames: int) -> np.ndarray:
+    """Write known values into (F, D) motion exactly and ease the free frames next to them."""
+    x = x.copy()
+    for j in range(sk.NUM_JOINTS):
+        cols = mo.rotation_dims(j)
+        m = mask[:, cols.start]
+        if m.any():
+            q = ease_rotations(_to_quat(x[:, cols]), _to_quat(values[:, cols]), m, seam_frames)
+            x[:, cols] = _quat_to_rot6d(q)
+            x[m, cols] = values[m, cols]  # bit-exact, not via quaternions
+    for c in range(mo.ROOT.start, mo.ROOT.stop):
+        if mask[:, c].any():
+            x[:, c] = ease_vectors(x[:, c], values[:, c], mask[:, c], seam_frames)
+    contact_mask = mask[:, mo.CONTACTS]
+    x[:, mo.CONTACTS] = np.where(contact_mask, values[:, mo.CONTACTS], x[:, mo.CONTACTS])
+    return x
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+@torch.no_grad()
+def sample_dance(
+    model: DanceDenoiser,
+    music: np.ndarray,
+    *,
+    constraints: Optional[Constraints] = None,
+    steps: Optional[int] = None,
+    guidance: Optional[float] = None,
+    eta: Optional[float] = None,
+    seed: int = 0,
+    progress: Optional[ProgressFn] = None,
+    should_cancel: Optional[Callable[[], bool]] = None,
+) -> np.ndarray:
+    """Generate (N, motion_dim) metric motion with a global root for (N, music_dim) features.
+
+    Sampling settings default to the model config's. The result meets every pin
+    of ``constraints`` exactly. ``progress(done, total)`` counts denoising steps
+    over all chunks.
+    """
+    config: M2DConfig = model.config
+    steps = config.sample_steps if steps is None else steps
+    guidance = config.guidance if guidance is None else guidance
+    eta = config.eta if eta is None else eta
+    device = model.motion_mean.device
+    num_frames = len(music)
+    plan = plan_windows(num_frames, config.window_frames)
+    targets = Targets.from_constraints(constraints, plan, config.motion_dim)
+
+    mean_music = model.music_mean.cpu().numpy()
+    padded_music = np.empty((plan.padded_frames, config.music_dim), np.float32)
+    padded_music[:num_frames] = music
+    padded_music[num_frames:] = mean_music  # beyond the song: the neutral (mean) features
+
+    alpha_bar = cosine_alpha_bar(config.diffusion_steps, config.cosine_s)
+    timesteps = ddim_timesteps(config.diffusion_steps, steps)
+    generator = torch.Generator().manual_seed(int(seed))
+    chunks = plan.chunks(config.chunk_windows)
+    total = len(chunks) * len(timesteps)
+    out = np.zeros((plan.padded_frames, config.motion_dim))
+    hop, length = plan.hop, plan.window
+
+    def network(x, t, tokens):
+        with autocast(device):
+            return model(x, t, tokens).float()
+
+    for c, chunk in enumerate(chunks):
+        starts = [plan.starts[w] for w in chunk]
+        first, last = starts[0], starts[-1] + length
+        index = np.asarray(starts)[:, None] + np.arange(length)[None, :]  # (W, T) frame numbers
+        values, mask = targets.values[first:last].copy(), targets.mask[first:last].copy()
+        origins = torch.zeros(len(chunk), 2)
+        if c > 0:  # the half window already made is known
+            values[:hop] = out[first:first + hop]
+            mask[:hop] = True
+            origins[:] = torch.as_tensor(out[first, mo.ROOT_XY])
+        known = torch.as_tensor(values[index - first], dtype=torch.float32)
+        known_mask = torch.as_tensor(mask[index - first])
+
+        with autocast(device):
+            tokens = model.encode_music(torch.as_tensor(padded_music[index], device=device)).float()
+        denoise = guided(network, tokens, model.null_tokens(len(chunk), length), guidance)
+        projector = _ChunkProjector(model, known.to(device), known_mask.to(device), origins.to(device),
+                                    hop, generator)
+        x = torch.randn((len(chunk), length, config.motion_dim), generator=generator).to(device)
+        if known_mask.any():
+            x = inpaint(x, projector.local_known(), projector.mask, float(alpha_bar[timesteps[0]]), generator)
+        done = c * len(timesteps)
+        x0 = ddim_sample(
+            denoise, x, alpha_bar, timesteps, eta=eta, generator=generator, project=projector,
+            progress=None if progress is None else (lambda i, n: progress(done + i, total)),
+            should_cancel=should_cancel,
+        )
+        # Final prediction: back to metric units and global coordinates, then one motion.
+        windows = model.denormalize_motion(x0.float()).double().cpu().numpy()
+        windows[..., mo.ROOT_XY] += projector.origins.double().cpu().numpy()[:, None, :]
+        chunk_motion = apply_targets(stitch(windows, hop), values, mask, config.seam_frames)
+        out[first:last] = chunk_motion
+    return out[:num_frames].astype(np.float32)
