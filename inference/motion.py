@@ -101,3 +101,29 @@ def to_window_frame(x):
     out = x.copy() if isinstance(x, np.ndarray) else x.clone()
     out[..., ROOT_XY] = x[..., ROOT_XY] - origin[..., None, :]
     return out, origin
+
+
+def resample(smpl_poses: np.ndarray, smpl_trans: np.ndarray, src_fps: float, times: np.ndarray):
+    """Sample a motion at arbitrary ``times`` (seconds; frame i of the source is at i / src_fps).
+
+    Rotations are slerped per joint, the root and anything else linearly
+    interpolated; times outside the source hold its first or last frame.
+    Returns (M, 72) axis-angle poses and (M, 3) root positions, float64.
+    """
+    poses = np.asarray(smpl_poses, np.float64).reshape(len(smpl_poses), sk.NUM_JOINTS, 3)
+    trans = np.asarray(smpl_trans, np.float64)
+    pos = np.clip(np.asarray(times, np.float64) * src_fps, 0.0, len(poses) - 1)
+    i0 = np.floor(pos).astype(int)
+    i1 = np.minimum(i0 + 1, len(poses) - 1)
+    frac = pos - i0
+    q = sk.axis_angle_to_quat(poses)
+    qt = sk.quat_slerp(q[i0], q[i1], np.broadcast_to(frac[:, None], (len(frac), sk.NUM_JOINTS)))
+    out_trans = trans[i0] + frac[:, None] * (trans[i1] - trans[i0])
+    return sk.quat_to_axis_angle(qt).reshape(len(frac), -1), out_trans
+
+
+def resample_fps(smpl_poses: np.ndarray, smpl_trans: np.ndarray, src_fps: float, dst_fps: float):
+    """Resample a whole motion from ``src_fps`` to ``dst_fps`` (same start, same duration)."""
+    duration = (len(smpl_poses) - 1) / src_fps
+    times = np.arange(int(np.floor(duration * dst_fps + 1e-9)) + 1) / dst_fps
+    return resample(smpl_poses, smpl_trans, src_fps, times)
