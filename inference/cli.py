@@ -82,11 +82,11 @@ def _output_path(path: str, suffix: str, what: str) -> Path:
 def _cmd_generate(args) -> int:
     out = _output_path(args.output, ".npz", "output")
     preview = _output_path(args.preview, ".gif", "preview") if args.preview else None
-    from .audio import check_audio_path
+    from .audio import audio_info
     from .constraints import Constraints
     from .generate import DanceGenerator
 
-    check_audio_path(args.audio)
+    audio_info(args.audio)  # a broken file is reported before the model loads
     generator = DanceGenerator(weights=args.weights, device=args.device)
     constraints = Constraints.load(args.constraints, fps=generator.config.fps) if args.constraints else None
     progress = TerminalProgress()
@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--constraints", default=None, help="npz of pins to meet (see the README)")
     g.add_argument("--preview", default=None, help="also write a stick-figure animation (.gif)")
     g.set_defaults(func=_cmd_generate)
+
+    from .evaluate import add_subcommand as add_evaluate
+
+    add_evaluate(sub)
     return parser
 
 

@@ -236,15 +236,13 @@ class Constraints:
         for k in ("pose_mask", "root_mask"):
             if arrays[k].dtype != bool:
                 raise ConstraintsError(f"{k} in {path} must be boolean; it is {arrays[k].dtype}.")
-        n = len(arrays["pose_mask"])
         out = cls(smpl_poses=np.asarray(arrays["smpl_poses"], np.float32),
                   smpl_trans=np.asarray(arrays["smpl_trans"], np.float32),
                   pose_mask=arrays["pose_mask"], root_mask=arrays["root_mask"])
-        if arrays["smpl_poses"].ndim != 2 or len(arrays["smpl_poses"]) != n:
-            raise ConstraintsError(
-                f"smpl_poses in {path} has shape {arrays['smpl_poses'].shape}; expected ({n}, 72)."
-            )
-        return out.validate()
+        try:
+            return out.validate()
+        except ConstraintsError as exc:
+            raise ConstraintsError(f"{path}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- exact pins and seams

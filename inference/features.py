@@ -12,6 +12,8 @@ Peaks and beats are picked on the whole song's onset envelope.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .audio import AudioClip, load_audio
@@ -46,8 +48,10 @@ def _spectral_block(y: np.ndarray, config: M2DConfig):
     mel_db = librosa.power_to_db(mel, amin=_AMIN, top_db=None)  # absolute dB: block-independent
     envelope = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop, n_fft=N_FFT)
     mfcc = librosa.feature.mfcc(S=mel_db, sr=sr, n_mfcc=config.n_mfcc)
-    chroma = librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop, n_chroma=config.n_chroma,
-                                         tuning=0.0)  # fixed tuning: no song-wide estimate
+    with warnings.catch_warnings():  # very short clips: the lowest CQT octave is shorter than its filter
+        warnings.filterwarnings("ignore", message="n_fft=.*is too large")
+        chroma = librosa.feature.chroma_cens(y=y, sr=sr, hop_length=hop, n_chroma=config.n_chroma,
+                                             tuning=0.0)  # fixed tuning: no song-wide estimate
     frames = min(len(envelope), mfcc.shape[1], chroma.shape[1])
     return envelope[:frames], mfcc[:, :frames].T, chroma[:, :frames].T
 

@@ -9,10 +9,11 @@ half window already made as known (inpainting), so memory does not grow with
 the song.
 
 Each window has its own floor origin (its root's horizontal position at its
-first frame, see :mod:`inference.motion`). Origins are re-estimated from the
-network's prediction at every step and the noisy sample is shifted to match —
-an affine change of coordinates that diffusion allows exactly (x_t shifts by
-sqrt(alpha_bar) times the clean shift).
+first frame, see :mod:`inference.motion`). Window w+1 starts at window w's
+middle frame, so its origin is where the network currently puts window w's
+root there; origins are re-chained at every step and the noisy sample shifted
+to match — an affine change of coordinates that diffusion allows exactly (x_t
+shifts by sqrt(alpha_bar) times the clean shift).
 
 User pins (:class:`~inference.constraints.Constraints`) and the known prefix
 are imposed by EDGE's inpainting at every step, and exactly at the end with
@@ -87,7 +88,7 @@ class Targets:
 
 
 class _ChunkProjector:
-    """The per-step hook for one chunk: re-centre origins, inpaint the known, tie the overlaps."""
+    """The per-step hook for one chunk: chain the origins, inpaint the known, tie the overlaps."""
 
     def __init__(self, model: DanceDenoiser, known: torch.Tensor, mask: torch.Tensor,
                  origins: torch.Tensor, hop: int, generator: torch.Generator):
@@ -106,13 +107,23 @@ class _ChunkProjector:
         local[..., mo.ROOT_XY] -= self.origins[:, None, :]
         return self.model.normalize_motion(local)
 
+    def chain_origins(self, x0: torch.Tensor) -> torch.Tensor:
+        """Origins implied by the prediction: window w+1 starts where window w is at frame ``hop``.
+
+        The first window keeps its origin (the floor origin, or the known prefix's position).
+        """
+        local_mid = x0[:, self.hop, mo.ROOT_XY].float() * self.xy_std + self.xy_mean  # (W, 2) metric
+        steps = torch.cat([self.origins[:1], local_mid[:-1]])
+        return torch.cumsum(steps, dim=0)
+
     def __call__(self, x: torch.Tensor, x0: torch.Tensor, alpha_bar: float) -> torch.Tensor:
         scale = math.sqrt(alpha_bar)
-        # 1. Re-centre: each window's predicted first frame becomes its floor origin.
-        shift = x0[:, 0, mo.ROOT_XY].float() * self.xy_std + self.xy_mean  # (W, 2) metric
-        self.origins = self.origins + shift
+        # 1. Move every window to the origin its predecessor's prediction implies; the noisy
+        #    sample moves by sqrt(alpha_bar) times the clean shift.
+        origins = self.chain_origins(x0)
         x = x.clone()
-        x[..., mo.ROOT_XY] -= scale * shift[:, None, :] / self.xy_std
+        x[..., mo.ROOT_XY] -= scale * (origins - self.origins)[:, None, :] / self.xy_std
+        self.origins = origins
         # 2. Inpaint what is known (EDGE: replace by the forward-noised known values).
         if self.mask.any():
             x = inpaint(x, self.local_known(), self.mask, alpha_bar, self.generator)
@@ -251,7 +262,8 @@ def sample_dance(
         )
         # Final prediction: back to metric units and global coordinates, then one motion.
         windows = model.denormalize_motion(x0.float()).double().cpu().numpy()
-        windows[..., mo.ROOT_XY] += projector.origins.double().cpu().numpy()[:, None, :]
+        origins = projector.chain_origins(x0)
+        windows[..., mo.ROOT_XY] += origins.double().cpu().numpy()[:, None, :]
         chunk_motion = apply_targets(stitch(windows, hop), values, mask, config.seam_frames)
         out[first:last] = chunk_motion
     return out[:num_frames].astype(np.float32)

@@ -1,0 +1,236 @@
+"""Diffusion schedule, DDIM, guidance, determinism, long-form windows and pins."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import SyntheticDances
+
+from inference import motion as mo
+from inference import skeleton as sk
+from inference.config import TINY_CONFIG
+from inference.constraints import Constraints
+from inference.diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided
+from inference.errors import Cancelled
+from inference.generate import DanceGenerator
+from inference.longform import plan_windows, sample_dance
+from inference.model import DanceDenoiser
+
+
+# ----------------------------------------------------------------------------- diffusion maths
+
+
+def test_cosine_schedule():
+    a = cosine_alpha_bar(1000)
+    assert a.shape == (1000,) and a.dtype == torch.float64
+    assert torch.all(a[1:] < a[:-1])
+    assert 0.999 < a[0] < 1.0 and a[-1] < 1e-4
+
+
+def test_ddim_timesteps():
+    ts = ddim_timesteps(1000, 50)
+    assert len(ts) == 50 and ts[0] == 999 and ts[-1] == 0 and all(b < a for a, b in zip(ts, ts[1:]))
+    with pytest.raises(ValueError):
+        ddim_timesteps(1000, 0)
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_with_a_perfect_denoiser_returns_the_target(eta):
+    target = torch.randn(3, 10, 5)
+    calls = []
+    out = ddim_sample(lambda x, t: target, torch.randn(3, 10, 5), cosine_alpha_bar(1000), ddim_timesteps(1000, 20),
+                      eta=eta, generator=torch.Generator().manual_seed(0), progress=lambda i, n: calls.append((i, n)))
+    assert torch.allclose(out, target)
+    assert calls == [(i, 20) for i in range(1, 21)]
+
+
+def test_ddim_steps_follow_the_posterior():
+    """One deterministic DDIM step from x_t lands on sqrt(a') x0 + sqrt(1 - a') eps (Song et al. eq. 12)."""
+    a = cosine_alpha_bar(1000)
+    x0, eps = torch.randn(4, 6), torch.randn(4, 6)
+    ts = [700, 300]
+    x_t = a[700].sqrt() * x0 + (1 - a[700]).sqrt() * eps
+    seen = []
+
+    def denoise(x, t):
+        seen.append(x.clone())
+        return x0
+
+    ddim_sample(denoise, x_t.float(), a, ts)
+    expected = a[300].sqrt() * x0 + (1 - a[300]).sqrt() * eps
+    assert torch.allclose(seen[1], expected.float(), atol=1e-5)
+
+
+def test_cancel_stops_before_the_next_step():
+    steps = []
+    with pytest.raises(Cancelled):
+        ddim_sample(lambda x, t: x, torch.zeros(1, 2), cosine_alpha_bar(1000), ddim_timesteps(1000, 10),
+                    progress=lambda i, n: steps.append(i), should_cancel=lambda: len(steps) >= 3)
+    assert steps == [1, 2, 3]
+
+
+def test_guidance_is_one_batched_pass_equal_to_two():
+    net_calls = []
+
+    def net(x, t, cond):
+        net_calls.append(len(x))
+        return x * cond.mean(dim=(1, 2), keepdim=True) + t[:, None, None]
+
+    x, t = torch.randn(2, 4, 3), torch.tensor([5, 5])
+    c, u = torch.full((2, 4, 8), 2.0), torch.full((2, 4, 8), 0.5)
+    out = guided(net, c, u, 2.0)(x, t)
+    assert net_calls == [4]  # one pass over the doubled batch
+    expected = net(x, t, u) + 2.0 * (net(x, t, c) - net(x, t, u))
+    assert torch.allclose(out, expected)
+    net_calls.clear()
+    guided(net, c, u, 1.0)(x, t)
+    assert net_calls == [2]  # weight 1: the conditional pass alone
+
+
+# ----------------------------------------------------------------------------- long form, exactly
+
+
+def oracle_motion(frames, fps=30):
+    """A known smooth dance as a function of the global frame number: (T,) -> (T, 151)."""
+    t = np.asarray(frames, np.float64)
+    ph = 2 * np.pi * t / fps
+    j = np.arange(24)
+    poses = np.zeros((len(t), 24, 3))
+    poses[..., 0] = 0.3 * np.sin(0.5 * ph[:, None] + j)
+    poses[..., 1] = 0.2 * np.cos(0.3 * ph[:, None] + 2 * j)
+    poses[:, 0] = sk.Y_UP_TO_Z_UP_AXIS_ANGLE + 0.3 * poses[:, 0]
+    trans = np.stack([0.5 * t / fps + 0.1 * np.sin(ph), 0.2 * np.cos(0.2 * ph) * t / fps, 0.9 + 0.02 * np.sin(ph)], 1)
+    return mo.from_smpl(poses.reshape(len(t), -1), trans, fps, contacts=np.zeros((len(t), 4)))
+
+
+class OracleDenoiser(DanceDenoiser):
+    """Ignores the noise and returns the known dance for the frames a window covers.
+
+    The frame numbers travel in music feature 0, so the sampler's windowing,
+    origins, tying, chunking and stitching can be checked against the truth.
+    """
+
+    def __init__(self, chunk_windows):
+        super().__init__(TINY_CONFIG.replace(chunk_windows=chunk_windows))
+
+    def encode_music(self, music):
+        return music[..., :1].repeat(1, 1, self.config.width)
+
+    def null_tokens(self, batch, frames):
+        return torch.zeros(batch, frames, self.config.width)
+
+    def forward(self, x_t, t, tokens):
+        out = []
+        for frames in tokens[..., 0].cpu().numpy():
+            out.append(mo.to_window_frame(oracle_motion(frames))[0])
+        return self.normalize_motion(torch.as_tensor(np.stack(out)))
+
+
+@pytest.mark.parametrize("frames", [30, 149, 150, 151, 437])
+@pytest.mark.parametrize("chunk_windows", [1, 2, 8])
+def test_long_form_reassembles_the_dance_exactly(frames, chunk_windows):
+    model = OracleDenoiser(chunk_windows).eval()
+    music = np.zeros((frames, 35), np.float32)
+    music[:, 0] = np.arange(frames)
+    out = sample_dance(model, music, steps=5, guidance=1.0)
+    assert out.shape == (frames, 151)
+    np.testing.assert_allclose(out, oracle_motion(np.arange(frames)), atol=1e-5)
+
+
+def test_window_plan_covers_the_song():
+    for n in (1, 30, 150, 151, 225, 226, 18000):
+        plan = plan_windows(n, 150)
+        assert plan.padded_frames >= n and plan.starts[0] == 0
+        assert all(b - a == 75 for a, b in zip(plan.starts, plan.starts[1:]))
+        assert plan.padded_frames - n < 75 or len(plan.starts) == 1
+
+
+def test_pins_with_the_oracle_are_met_and_eased():
+    """The sampler must meet pins that disagree with the model, and ease into them."""
+    model = OracleDenoiser(8).eval()
+    n = 300
+    music = np.zeros((n, 35), np.float32)
+    music[:, 0] = np.arange(n)
+    truth = mo.to_smpl(oracle_motion(np.arange(n)))
+    c = Constraints.empty(n)
+    pose = truth.smpl_poses[100] + 0.3
+    c.pin_pose(np.arange(100, 120), np.tile(pose, (20, 1)))
+    c.pin_root(np.arange(200, 230), truth.smpl_trans[200:230] + [0.5, 0.0, 0.0], horizontal_only=True)
+    out = mo.to_smpl(sample_dance(model, music, constraints=c, steps=5, guidance=1.0))
+    q_out = sk.axis_angle_to_quat(out.smpl_poses.reshape(n, 24, 3).astype(np.float64))
+    q_pin = sk.axis_angle_to_quat(pose.reshape(24, 3))
+    assert np.abs(np.abs((q_out[100:120] * q_pin).sum(-1)) - 1).max() < 1e-6
+    np.testing.assert_allclose(out.smpl_trans[200:230, :2], truth.smpl_trans[200:230, :2] + [0.5, 0.0], atol=1e-5)
+    np.testing.assert_allclose(out.smpl_trans[200:230, 2], truth.smpl_trans[200:230, 2], atol=1e-5)  # z free
+    # Eased: the step into the pin is no bigger than the largest step the offset adds per frame.
+    step = np.abs(np.diff(out.smpl_trans[:, 0]))
+    assert step[195:235].max() < 0.5 / 4
+    assert np.allclose(out.smpl_trans[:150, 0], truth.smpl_trans[:150, 0], atol=1e-5)  # far from pins: untouched
+
+
+# ----------------------------------------------------------------------------- a real (tiny) model
+
+
+@pytest.fixture(scope="module")
+def generator(trained_tiny):
+    return DanceGenerator(trained_tiny, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def music(generator):
+    return SyntheticDances(generator.config)._window(np.random.default_rng(5), 400)[1]
+
+
+def test_same_seed_same_dance_other_seed_other_dance(tiny_weights):
+    g = DanceGenerator(tiny_weights, device="cpu")
+    music = np.random.default_rng(0).normal(size=(200, 35)).astype(np.float32)
+    a = g.generate_from_features(music, seed=7, steps=4)
+    b = g.generate_from_features(music, seed=7, steps=4)
+    c = g.generate_from_features(music, seed=8, steps=4)
+    assert np.array_equal(a.smpl_poses, b.smpl_poses) and np.array_equal(a.smpl_trans, b.smpl_trans)
+    assert np.abs(a.smpl_poses - c.smpl_poses).mean() > 1e-3
+    d = g.generate_from_features(music, seed=7, steps=4, eta=1.0)
+    e = g.generate_from_features(music, seed=7, steps=4, eta=1.0)
+    assert np.array_equal(d.joints, e.joints)
+
+
+def jerk(joints):
+    """Frame-to-frame change of joint velocity, mean over joints: (N, 24, 3) -> (N - 2,)."""
+    return np.linalg.norm(np.diff(joints, n=2, axis=0), axis=-1).mean(-1)
+
+
+def test_window_seams_are_continuous(generator, music):
+    dance = generator.generate_from_features(music, seed=3, steps=20)
+    j = jerk(dance.joints)
+    limit = np.percentile(j, 95)
+    for seam in (75, 150, 225, 300, 375):  # where one window's overlap ends and the next takes over
+        assert j[seam - 3: seam + 2].max() <= limit * 1.5, seam
+
+
+def test_pins_exact_and_borders_smooth(generator, music):
+    n = len(music)
+    free = generator.generate_from_features(music, seed=3, steps=20)
+    limit = np.percentile(jerk(free.joints), 95)
+    rng = np.random.default_rng(0)
+    c = Constraints.empty(n)
+    pose = free.smpl_poses[50] + rng.normal(size=72) * 0.2
+    c.pin_pose(range(100, 130), np.tile(pose, (30, 1)), np.tile([0.3, 0.0, 0.9], (30, 1)))
+    c.pin_joints(range(200, 260), "legs", np.full((60, 8, 3), 0.2))
+    path = np.c_[np.linspace(0, 1, 50), np.zeros(50), np.full(50, 0.9)]
+    c.pin_root(range(300, 350), path, horizontal_only=True)
+    dance = generator.generate_from_features(music, seed=3, steps=20, constraints=c)
+    poses = dance.smpl_poses.reshape(n, 24, 3)
+    assert np.abs(poses[100:130] - pose.reshape(24, 3)).max() <= 1e-4
+    assert np.abs(dance.smpl_trans[100:130] - [0.3, 0.0, 0.9]).max() <= 1e-4
+    legs = [sk.JOINT_INDEX[n] for n in sk.JOINT_GROUPS["legs"]]
+    assert np.abs(poses[200:260][:, legs] - 0.2).max() <= 1e-4
+    assert np.abs(dance.smpl_trans[300:350, :2] - path[:, :2]).max() <= 1e-4
+    j = jerk(dance.joints)
+    for border in (100, 130, 200, 260, 300, 350):
+        assert j[border - 3: border + 2].max() <= limit * 1.5, border
+
+
+def test_silence_gives_finite_motion(generator):
+    silent = np.zeros((120, 35), np.float32)
+    silent[:, 1] = -1131.37  # MFCC 0 of digital silence
+    dance = generator.generate_from_features(silent, seed=0, steps=10)
+    assert np.isfinite(dance.joints).all() and np.isfinite(dance.smpl_poses).all()
