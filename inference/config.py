@@ -15,6 +15,9 @@ from pathlib import Path
 from .skeleton import NUM_JOINTS
 
 CONFIG_FORMAT = "music2dance-config/1"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+"""A model is a folder holding these two files (see :mod:`inference.weights`)."""
 
 # Per-frame motion layout (EDGE): 4 foot contacts, root translation, 24 local rotations in 6D.
 NUM_CONTACTS = 4
@@ -135,3 +138,11 @@ class M2DConfig:
 
 TINY_CONFIG = M2DConfig(width=32, depth=1, music_depth=1, heads=2, ff_mult=2, dropout=0.0)
 """A network small enough for tests and smoke runs; same data layout as the default."""
+
+PRESETS = {
+    "tiny": TINY_CONFIG,
+    "small": M2DConfig(width=256, depth=4, music_depth=2, heads=4),
+    "medium": M2DConfig(width=256, depth=6, music_depth=2, heads=4),
+    "edge": M2DConfig(),
+}
+"""Named network sizes for ``python -m inference train --preset``; "edge" is EDGE's own size."""

@@ -5,6 +5,8 @@ about the network. It takes
 
 * ``denoise(x_t, t) -> x_0``, any callable predicting the clean sample
   (classifier-free guidance is a wrapper, :func:`guided`);
+* ``refine(x_0) -> x_0``, an optional hook on every prediction before it is
+  used (known values written in, overlapping windows reconciled);
 * ``project(x_t, x_0, alpha_bar) -> x_t``, an optional hook applied after every
   step, through which inpainting (EDGE's masked replacement) and the joint
   denoising of overlapping windows act on the sample;
@@ -25,6 +27,7 @@ import torch
 from .errors import Cancelled
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Refiner = Callable[[torch.Tensor], torch.Tensor]
 Projector = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
@@ -65,6 +68,7 @@ def ddim_sample(
     *,
     eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
+    refine: Optional[Refiner] = None,
     project: Optional[Projector] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     should_cancel: Optional[Callable[[], bool]] = None,
@@ -78,6 +82,7 @@ def ddim_sample(
         timesteps: descending training steps, from :func:`ddim_timesteps`.
         eta: 0 gives deterministic DDIM, 1 the DDPM-like posterior noise.
         generator: source of the fresh noise that ``eta > 0`` adds (CPU generator).
+        refine: hook ``x_0 -> x_0`` on every prediction, the last one included.
         project: hook ``(x_{t-1}, x_0, alpha_bar_{t-1}) -> x_{t-1}`` after every step but the last.
         progress: ``(steps_done, steps_total)`` after every step.
         should_cancel: checked before every step; raising :class:`Cancelled` when true.
@@ -93,6 +98,8 @@ def ddim_sample(
         a_prev = float(alpha_bar[timesteps[i + 1]]) if i + 1 < total else 1.0
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         x0 = denoise(x, t_batch)
+        if refine is not None:
+            x0 = refine(x0)
         if i + 1 == total:
             if progress is not None:
                 progress(i + 1, total)
@@ -109,16 +116,17 @@ def ddim_sample(
     return x0
 
 
-def guided(denoise_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-           cond: torch.Tensor, uncond: torch.Tensor, weight: float) -> Denoiser:
+def guided(denoise_batch: Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor],
+           cond, uncond, weight: float, concat: Callable = torch.cat) -> Denoiser:
     """Classifier-free guidance (Ho & Salimans 2022): x_0 = u + w (c - u), one batched pass.
 
-    ``denoise_batch(x_t, t, condition)`` is the network; ``cond`` and ``uncond`` are
-    (B, ...) condition tensors. With ``weight == 1`` only the conditional pass runs.
+    ``denoise_batch(x_t, t, condition)`` is the network; ``cond`` and ``uncond``
+    are batch-first conditions that ``concat`` joins along the batch (tensors by
+    default). With ``weight == 1`` only the conditional pass runs.
     """
     if weight == 1.0:
         return lambda x, t: denoise_batch(x, t, cond)
-    both = torch.cat([cond, uncond])
+    both = concat(cond, uncond) if concat is not torch.cat else torch.cat([cond, uncond])
 
     def denoise(x, t):
         out = denoise_batch(torch.cat([x, x]), torch.cat([t, t]), both)

@@ -3,7 +3,10 @@
 Windows of ``config.window_frames`` frames start every half window. As in EDGE
 (Tseng et al. 2023, section 3.4), the windows of a chunk are denoised as one
 batch and after every step each window's first half is set to the previous
-window's second half, so neighbours agree. At most ``config.chunk_windows``
+window's second half, so neighbours agree; in addition each step's clean
+predictions are crossfaded over every overlap before they are used (as
+MultiDiffusion does, Bar-Tal et al. 2023), which keeps the point where a
+window's tied half meets its free half from showing. At most ``config.chunk_windows``
 windows are denoised at a time; the next chunk's first window treats the last
 half window already made as known (inpainting), so memory does not grow with
 the song.
@@ -35,7 +38,7 @@ from .config import M2DConfig
 from .constraints import Constraints, ease_rotations, ease_vectors
 from .device import autocast
 from .diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided, inpaint
-from .model import DanceDenoiser
+from .model import DanceDenoiser, MusicContext
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,15 @@ class Targets:
         return cls(values, mask)
 
 
-class _ChunkProjector:
-    """The per-step hook for one chunk: chain the origins, inpaint the known, tie the overlaps."""
+class _ChunkHooks:
+    """The sampler hooks for one chunk of windows.
+
+    ``refine`` (on each prediction): crossfade every pair of overlapping windows
+    over their overlap, so a window's second half hears its successor and no seam
+    forms where a tied half meets a free one.
+    ``project`` (after each step): chain the origins, inpaint the known, and tie
+    each window's first half to the previous window's second half (EDGE).
+    """
 
     def __init__(self, model: DanceDenoiser, known: torch.Tensor, mask: torch.Tensor,
                  origins: torch.Tensor, hop: int, generator: torch.Generator):
@@ -100,12 +110,32 @@ class _ChunkProjector:
         self.generator = generator
         self.xy_std = model.motion_std[mo.ROOT_XY]
         self.xy_mean = model.motion_mean[mo.ROOT_XY]
+        overlap = known.shape[1] - hop
+        self.ramp = ((torch.arange(overlap, device=known.device) + 0.5) / overlap)[:, None]  # (overlap, 1)
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
         local = self.known.clone()
         local[..., mo.ROOT_XY] -= self.origins[:, None, :]
         return self.model.normalize_motion(local)
+
+    def _offset(self, w: int) -> torch.Tensor:
+        """Normalised shift from window w's coordinates to window w+1's."""
+        return (self.origins[w] - self.origins[w + 1]) / self.xy_std
+
+    def refine(self, x0: torch.Tensor) -> torch.Tensor:
+        # Known values are not written in here: the network's own view of the pinned frames
+        # is what tells the final easing (apply_targets) how far it must bend the motion.
+        x0 = x0.float()
+        h = self.hop
+        for w in range(x0.shape[0] - 1):
+            ahead = x0[w, h:].clone()  # window w's view of the overlap, in its coordinates
+            ahead[:, mo.ROOT_XY] += self._offset(w)
+            blended = ahead + self.ramp * (x0[w + 1, :h] - ahead)  # window w+1 fades in
+            x0[w + 1, :h] = blended
+            x0[w, h:] = blended
+            x0[w, h:, mo.ROOT_XY] -= self._offset(w)
+        return x0
 
     def chain_origins(self, x0: torch.Tensor) -> torch.Tensor:
         """Origins implied by the prediction: window w+1 starts where window w is at frame ``hop``.
@@ -116,7 +146,7 @@ class _ChunkProjector:
         steps = torch.cat([self.origins[:1], local_mid[:-1]])
         return torch.cumsum(steps, dim=0)
 
-    def __call__(self, x: torch.Tensor, x0: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    def project(self, x: torch.Tensor, x0: torch.Tensor, alpha_bar: float) -> torch.Tensor:
         scale = math.sqrt(alpha_bar)
         # 1. Move every window to the origin its predecessor's prediction implies; the noisy
         #    sample moves by sqrt(alpha_bar) times the clean shift.
@@ -131,8 +161,7 @@ class _ChunkProjector:
         h = self.hop
         for w in range(x.shape[0] - 1):
             x[w + 1, :h] = x[w, h:]
-            delta = (self.origins[w] - self.origins[w + 1]) / self.xy_std
-            x[w + 1, :h, mo.ROOT_XY] += scale * delta
+            x[w + 1, :h, mo.ROOT_XY] += scale * self._offset(w)
         return x
 
 
@@ -229,9 +258,9 @@ def sample_dance(
     out = np.zeros((plan.padded_frames, config.motion_dim))
     hop, length = plan.hop, plan.window
 
-    def network(x, t, tokens):
+    def network(x, t, context):
         with autocast(device):
-            return model(x, t, tokens).float()
+            return model.denoise(x, t, context).float()
 
     for c, chunk in enumerate(chunks):
         starts = [plan.starts[w] for w in chunk]
@@ -246,24 +275,26 @@ def sample_dance(
         known = torch.as_tensor(values[index - first], dtype=torch.float32)
         known_mask = torch.as_tensor(mask[index - first])
 
-        with autocast(device):
-            tokens = model.encode_music(torch.as_tensor(padded_music[index], device=device)).float()
-        denoise = guided(network, tokens, model.null_tokens(len(chunk), length), guidance)
-        projector = _ChunkProjector(model, known.to(device), known_mask.to(device), origins.to(device),
-                                    hop, generator)
+        with autocast(device):  # the music's part of every step, computed once per chunk
+            tokens = model.encode_music(torch.as_tensor(padded_music[index], device=device))
+            cond = model.music_context(tokens)
+            uncond = model.music_context(model.null_tokens(len(chunk), length))
+        denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat)
+        hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator)
         x = torch.randn((len(chunk), length, config.motion_dim), generator=generator).to(device)
         if known_mask.any():
-            x = inpaint(x, projector.local_known(), projector.mask, float(alpha_bar[timesteps[0]]), generator)
+            x = inpaint(x, hooks.local_known(), hooks.mask, float(alpha_bar[timesteps[0]]), generator)
         done = c * len(timesteps)
         x0 = ddim_sample(
-            denoise, x, alpha_bar, timesteps, eta=eta, generator=generator, project=projector,
+            denoise, x, alpha_bar, timesteps, eta=eta, generator=generator,
+            refine=hooks.refine, project=hooks.project,
             progress=None if progress is None else (lambda i, n: progress(done + i, total)),
             should_cancel=should_cancel,
         )
         # Final prediction: back to metric units and global coordinates, then one motion.
+        # The last prediction is relative to the origins its input was expressed in.
         windows = model.denormalize_motion(x0.float()).double().cpu().numpy()
-        origins = projector.chain_origins(x0)
-        windows[..., mo.ROOT_XY] += origins.double().cpu().numpy()[:, None, :]
+        windows[..., mo.ROOT_XY] += hooks.origins.double().cpu().numpy()[:, None, :]
         chunk_motion = apply_targets(stitch(windows, hop), values, mask, config.seam_frames)
         out[first:last] = chunk_motion
     return out[:num_frames].astype(np.float32)

@@ -11,6 +11,9 @@ Structure (Tseng et al., "EDGE", CVPR 2023, section 3.2 and figure 2):
 * rotary position embeddings (Su et al. 2021) in every attention; in the
   cross-attention the music keys carry their frame positions, so a motion frame
   knows which music frame it faces;
+* the music's share of every cross-attention (its keys and values) does not
+  depend on the diffusion step, so sampling computes it once
+  (:meth:`DanceDenoiser.music_context`), not at every step;
 * a learned null music condition for classifier-free guidance (Ho & Salimans 2022).
 
 Normalisation statistics of motion and music are buffers of the model, so they
@@ -20,6 +23,7 @@ are saved and loaded with the weights.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -67,16 +71,21 @@ class Attention(nn.Module):
         b, length, w = x.shape
         return x.view(b, length, self.heads, w // self.heads).transpose(1, 2)
 
-    def forward(self, x, context, rope_q=None, rope_k=None):
-        q = self._split(self.to_q(x))
+    def keys_values(self, context, rope_k=None):
+        """(B, L, W) context -> keys and values, each (B, H, L, Dh); rotary positions on the keys."""
         k, v = (self._split(t) for t in self.to_kv(context).chunk(2, dim=-1))
+        return (k if rope_k is None else apply_rotary(k, *rope_k)), v
+
+    def attend(self, x, k, v, rope_q=None):
+        q = self._split(self.to_q(x))
         if rope_q is not None:
             q = apply_rotary(q, *rope_q)
-        if rope_k is not None:
-            k = apply_rotary(k, *rope_k)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         b, h, length, dh = y.shape
         return self.out(y.transpose(1, 2).reshape(b, length, h * dh))
+
+    def forward(self, x, context, rope_q=None, rope_k=None):
+        return self.attend(x, *self.keys_values(context, rope_k), rope_q)
 
 
 class FeedForward(nn.Sequential):
@@ -117,13 +126,32 @@ class DecoderLayer(nn.Module):
         nn.init.zeros_(self.film[1].weight)  # starts as the identity modulation
         nn.init.zeros_(self.film[1].bias)
 
-    def forward(self, x, memory, cond, rope_x, rope_mem):
+    def forward(self, x, memory_kv, cond, rope_x):
+        """``memory_kv``: cross-attention keys and values of [time tokens, music tokens]."""
         # FiLM (Perez et al. 2018): h -> h * (1 + scale) + shift, one pair per sub-layer.
         s1, b1, s2, b2, s3, b3 = self.film(cond)[:, None, :].chunk(6, dim=-1)
         h = self.norm1(x)
         x = x + self.drop(self.self_attn(h, h, rope_x, rope_x)) * (1 + s1) + b1
-        x = x + self.drop(self.cross_attn(self.norm2(x), memory, rope_x, rope_mem)) * (1 + s2) + b2
+        x = x + self.drop(self.cross_attn.attend(self.norm2(x), *memory_kv, rope_x)) * (1 + s2) + b2
         return x + self.drop(self.ff(self.norm3(x))) * (1 + s3) + b3
+
+
+@dataclass
+class MusicContext:
+    """Everything the denoiser needs from the music that does not change between diffusion steps.
+
+    Computed once per sampling run by :meth:`DanceDenoiser.music_context`; all
+    tensors are batch-first, so contexts concatenate along the batch.
+    """
+
+    pooled: torch.Tensor  # (B, W) summary added to the FiLM vector
+    cross_kv: list  # per decoder layer: (keys, values) of the music tokens, (B, H, T, Dh) each
+
+    @staticmethod
+    def cat(a: "MusicContext", b: "MusicContext") -> "MusicContext":
+        return MusicContext(torch.cat([a.pooled, b.pooled]),
+                            [(torch.cat([ka, kb]), torch.cat([va, vb])) for (ka, va), (kb, vb) in
+                             zip(a.cross_kv, b.cross_kv)])
 
 
 def timestep_embedding(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -187,34 +215,40 @@ class DanceDenoiser(nn.Module):
             raise ValueError(f"{frames} frames exceed the model's window of {self.null_music.shape[0]}")
         return self.null_music[:frames].unsqueeze(0).expand(batch, -1, -1)
 
+    def music_context(self, music_tokens: torch.Tensor) -> MusicContext:
+        """(B, T, width) music tokens -> the step-independent part of every decoder layer's input."""
+        memory = self.memory_norm(music_tokens)
+        rope = self.rotary(torch.arange(music_tokens.shape[1], device=music_tokens.device))
+        kv = [layer.cross_attn.keys_values(memory, rope) for layer in self.decoder]
+        return MusicContext(self.music_pool(music_tokens.mean(dim=1)), kv)
+
     # ------------------------------------------------------------------ denoising
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, music_tokens: torch.Tensor) -> torch.Tensor:
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, context: MusicContext) -> torch.Tensor:
         """Predict x_0.
 
         Args:
             x_t: (B, T, motion_dim) noisy normalised motion.
             t: (B,) diffusion steps in [0, diffusion_steps).
-            music_tokens: (B, T, width) from :meth:`encode_music` or :meth:`null_tokens`.
+            context: from :meth:`music_context` of the music tokens (or of :meth:`null_tokens`).
         Returns:
             (B, T, motion_dim) predicted clean normalised motion.
         """
         b, frames, _ = x_t.shape
         time_hidden = self.time_mlp(timestep_embedding(t, self.config.width))  # (B, 4W)
-        cond = self.to_time_cond(time_hidden) + self.music_pool(music_tokens.mean(dim=1))  # (B, W)
-        time_tokens = self.to_time_tokens(time_hidden).view(b, TIME_TOKENS, -1)
-        memory = self.memory_norm(torch.cat([time_tokens, music_tokens], dim=1))  # (B, 2 + T, W)
-
-        positions = torch.arange(frames, device=x_t.device)
-        rope_x = self.rotary(positions)
-        cos, sin = rope_x
-        # Time tokens carry no position (identity rotation); music tokens their frame index.
-        rope_mem = (torch.cat([torch.ones_like(cos[:TIME_TOKENS]), cos]),
-                    torch.cat([torch.zeros_like(sin[:TIME_TOKENS]), sin]))
-
+        cond = self.to_time_cond(time_hidden) + context.pooled  # (B, W)
+        # Two time tokens join the music in every cross-attention; they carry no position.
+        time_tokens = self.memory_norm(self.to_time_tokens(time_hidden).view(b, TIME_TOKENS, -1))
+        rope_x = self.rotary(torch.arange(frames, device=x_t.device))
         h = self.motion_in(x_t)
-        for layer in self.decoder:
-            h = layer(h, memory, cond, rope_x, rope_mem)
+        for layer, (k_music, v_music) in zip(self.decoder, context.cross_kv):
+            k_time, v_time = layer.cross_attn.keys_values(time_tokens)
+            memory_kv = (torch.cat([k_time, k_music], dim=2), torch.cat([v_time, v_music], dim=2))
+            h = layer(h, memory_kv, cond, rope_x)
         return self.motion_out(self.final_norm(h))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, music_tokens: torch.Tensor) -> torch.Tensor:
+        """Predict x_0 from (B, T, width) music tokens (see :meth:`denoise`)."""
+        return self.denoise(x_t, t, self.music_context(music_tokens))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -8,13 +8,12 @@ limbs are blue, right limbs red.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import skeleton as sk
+from .files import atomic_path
 
 PREVIEW_FPS = 15
 MAX_SECONDS = 60.0
@@ -80,13 +79,7 @@ def write_gif(joints: np.ndarray, path, fps: float, size: int = 320, max_seconds
     """Write a looping stick-figure GIF of (N, 24, 3) joints; returns the path. Atomic."""
     path = Path(path)
     images = render_frames(joints, fps, size=size, max_seconds=max_seconds)
-    fd, tmp = tempfile.mkstemp(prefix=".m2d-", suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=int(round(1000 / PREVIEW_FPS)), loop=0, optimize=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

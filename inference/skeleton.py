@@ -271,12 +271,10 @@ def quat_continuous(q, axis: int = 0):
     Animation curves need this: ``q`` and ``-q`` are the same rotation, but
     interpolating between them spins the bone the long way round.
     """
-    q = np.array(q, dtype=np.float64, copy=True)
-    q = np.moveaxis(q, axis, 0)
-    for i in range(1, q.shape[0]):
-        flip = (q[i] * q[i - 1]).sum(-1) < 0
-        q[i][flip] *= -1
-    return np.moveaxis(q, 0, axis)
+    q = np.moveaxis(np.array(q, dtype=np.float64, copy=True), axis, 0)
+    flips = np.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0)  # (T-1, ...) a flip between neighbours
+    signs = np.concatenate([np.ones_like(flips[:1]), np.cumprod(flips, axis=0)])
+    return np.moveaxis(q * signs[..., None], 0, axis)
 
 
 # ----------------------------------------------------------------------------- matrices, 6D

@@ -16,12 +16,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import M2DConfig
+from .config import CONFIG_FILE, WEIGHTS_FILE, M2DConfig
 from .errors import WeightsError
+from .files import atomic_path
 from .model import DanceDenoiser
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 WEIGHTS_ENV = "M2D_WEIGHTS"
 """Environment variable naming the weights to use when none are given."""
 
@@ -50,10 +49,10 @@ def save_model(model: DanceDenoiser, directory) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     weights_file, config_file = directory / WEIGHTS_FILE, directory / CONFIG_FILE
-    tmp = weights_file.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "music2dance"})
-    os.replace(tmp, weights_file)
-    model.config.save(config_file)
+    with atomic_path(weights_file) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "music2dance"})
+    with atomic_path(config_file) as tmp:
+        model.config.save(tmp)
     return directory
 
 
