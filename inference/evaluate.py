@@ -231,13 +231,37 @@ def load_set(paths: Sequence, config: M2DConfig, audio=None, need_music: bool = 
             for p in paths for f in find_dances(p)]
 
 
-def load_reference(path, config: M2DConfig, beat_cache: Optional[dict] = None) -> list[EvalDance]:
-    """The ground-truth dances Div and FID are measured against: a folder (or file) of npz dances.
+def load_reference(path, config: M2DConfig, beat_cache: Optional[dict] = None,
+                   split: Optional[str] = "test") -> list[EvalDance]:
+    """The ground-truth dances Div and FID are measured against.
 
-    Music is optional here (BA of the reference row is then n/a). This is the
-    one place where other reference sources (the training cache) plug in.
+    Either a folder (or file) of npz dances — music is optional there, BA of the
+    reference row is then n/a — or a training cache from ``preprocess``, whose
+    dances of ``split`` (None: all) come with their music's beats.
     """
+    path = Path(path)
+    if path.is_file() and _is_cache(path):
+        from .data.cache import DanceCache
+
+        cache = DanceCache(path)
+        cache.check_config(config)
+        dances = cache.split(split)
+        if not dances:
+            raise DataError(f"{path} holds no '{split}' dances; choose another --reference-split.")
+        return [EvalDance(name=f"{path.name}:{d.name}", joints=sk.joint_positions(d.smpl_poses, d.smpl_trans),
+                          fps=cache.fps, beats=np.flatnonzero(d.music[:, -1]), music=d.source)
+                for d in dances]
     return load_set([path], config, need_music=False, beat_cache=beat_cache)
+
+
+def _is_cache(path: Path) -> bool:
+    from .data.cache import CACHE_FORMAT
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "format" in data.files and str(data["format"]) == CACHE_FORMAT
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return False
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -448,7 +472,8 @@ def _cmd_evaluate(args) -> int:
     named = _parse_sets(args.dances)
     sets = {label: load_set([path], config, audio=args.audio, beat_cache=beat_cache)
             for label, path in named.items()}
-    reference = load_reference(args.reference, config, beat_cache=beat_cache)
+    reference = load_reference(args.reference, config, beat_cache=beat_cache,
+                               split=None if args.reference_split == "all" else args.reference_split)
     if args.reference_label in sets:
         raise M2DError(f"A set is already called '{args.reference_label}'; choose another --reference-label.")
     results = evaluate_sets({**sets, args.reference_label: reference}, reference)
@@ -475,7 +500,10 @@ def add_subcommand(subparsers) -> None:
     e.add_argument("dances", nargs="+", metavar="[LABEL=]PATH",
                    help="a dance npz or a folder of them; each argument is one row, named LABEL if given")
     e.add_argument("--reference", required=True,
-                   help="folder of ground-truth dance npz files: the reference for Div and FID (and a row)")
+                   help="ground truth for Div and FID (and a row): a folder of dance npz files, "
+                        "or a training cache from `preprocess`")
+    e.add_argument("--reference-split", default="test", choices=("test", "train", "all"),
+                   help="with a cache: which dances are the reference (default test, the held-out ones)")
     e.add_argument("--reference-label", default=REFERENCE_LABEL,
                    help=f"name of the reference row (default '{REFERENCE_LABEL}')")
     e.add_argument("--audio", default=None,

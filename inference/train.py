@@ -20,7 +20,6 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import motion as mo
 from . import skeleton as sk
@@ -28,6 +27,7 @@ from .config import M2DConfig
 from .device import autocast
 from .diffusion import cosine_alpha_bar, q_sample
 from .errors import DataError
+from .files import atomic_path
 from .model import DanceDenoiser
 from .weights import save_model
 
@@ -155,9 +155,8 @@ class Trainer:
                  "opt": self.opt.state_dict(), "step": self.step, "val_best": self.val_best,
                  "config": self.config.to_dict(), "settings": asdict(self.settings),
                  "torch_rng": torch.get_rng_state(), "np_rng": self.rng.bit_generator.state}
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_path)
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
 
     def resume(self, path) -> None:
         """Continue a run from its checkpoint (tensors and plain values only: no code is unpickled)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, music_like
+from synthetic import SR, music_like
 
 from inference import skeleton as sk
 from inference.cli import main

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, click_track, music_like
+from synthetic import SR, click_track, music_like
 
 from inference.audio import load_audio
 from inference.config import M2DConfig

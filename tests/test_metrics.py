@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, click_track
+from synthetic import SR, click_track
 
 from inference import metrics as M
 from inference import skeleton as sk
