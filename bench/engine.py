@@ -1,0 +1,213 @@
+"""Engine benchmark: speed against a plain EDGE-style loop, real-time factor, linearity, memory.
+
+Run from the repository root::
+
+    python bench/engine.py            # all measurements, CPU (and CUDA when present)
+    python bench/engine.py --quick    # shorter songs, fewer repeats
+
+Everything is measured side by side in one run and printed as ratios; nothing
+here is a pass/fail test (shared machines are noisy). Uses the shipped model in
+weights/ when it exists, else a randomly initialised network of the shipped size
+(speed does not depend on the weight values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from inference.config import PRESETS  # noqa: E402
+from inference.diffusion import cosine_alpha_bar, ddim_timesteps  # noqa: E402
+from inference.generate import DanceGenerator  # noqa: E402
+from inference.longform import plan_windows, sample_dance  # noqa: E402
+from inference.model import DanceDenoiser  # noqa: E402
+from inference.weights import WeightsError, load_model, save_model  # noqa: E402
+
+
+def shipped_model(device) -> tuple[DanceDenoiser, str]:
+    try:
+        return load_model(None, device), "shipped weights"
+    except WeightsError:
+        torch.manual_seed(0)
+        return DanceDenoiser(PRESETS["small"]).to(device).eval(), "random weights, 'small' preset"
+
+
+def music_features(seconds: float, config, seed: int = 0) -> np.ndarray:
+    """Plausible features without audio decoding (the sampler's cost does not depend on their values)."""
+    rng = np.random.default_rng(seed)
+    frames = int(seconds * config.fps)
+    music = rng.normal(size=(frames, config.music_dim)).astype(np.float32)
+    music[:, -1] = (np.arange(frames) % 15 == 0)
+    return music
+
+
+@torch.no_grad()
+def reference_loop(model: DanceDenoiser, music: np.ndarray, steps: int, guidance: float, seed: int = 0):
+    """A plain EDGE-equivalent sampler: windows one at a time, guidance as two forward passes,
+    music re-encoded at every step, fp32, each window's first half inpainted from the one before.
+    """
+    cfg = model.config
+    device = model.motion_mean.device
+    plan = plan_windows(len(music), cfg.window_frames)
+    padded = np.zeros((plan.padded_frames, cfg.music_dim), np.float32)
+    padded[: len(music)] = music
+    alpha_bar = cosine_alpha_bar(cfg.diffusion_steps).float()
+    timesteps = ddim_timesteps(cfg.diffusion_steps, steps)
+    gen = torch.Generator().manual_seed(seed)
+    previous = None
+    for start in plan.starts:
+        m = torch.as_tensor(padded[start:start + cfg.window_frames])[None].to(device)
+        x = torch.randn((1, cfg.window_frames, cfg.motion_dim), generator=gen).to(device)
+        for i, t in enumerate(timesteps):
+            tt = torch.full((1,), t, dtype=torch.long, device=device)
+            cond = model(x, tt, model.encode_music(m))
+            uncond = model(x, tt, model.null_tokens(1, cfg.window_frames))
+            x0 = uncond + guidance * (cond - uncond)
+            a_t = float(alpha_bar[t])
+            a_prev = float(alpha_bar[timesteps[i + 1]]) if i + 1 < len(timesteps) else 1.0
+            eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+            x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps
+            if previous is not None and i + 1 < len(timesteps):
+                noise = torch.randn(x[:, : plan.hop].shape, generator=gen).to(device)
+                x[:, : plan.hop] = math.sqrt(a_prev) * previous + math.sqrt(1 - a_prev) * noise
+        previous = x0[:, plan.hop:]
+    return x0
+
+
+def timed(fn, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def speed(device, seconds: float, repeats: int) -> dict:
+    model, source = shipped_model(device)
+    cfg = model.config
+    music = music_features(seconds, cfg)
+    ours = timed(lambda: sample_dance(model, music, seed=0), repeats)
+    ref = timed(lambda: reference_loop(model, music, cfg.sample_steps, cfg.guidance), repeats)
+    return {"device": str(device), "model": source, "width": cfg.width, "depth": cfg.depth,
+            "song_s": seconds, "steps": cfg.sample_steps, "guidance": cfg.guidance,
+            "ours_s": round(ours, 2), "reference_s": round(ref, 2),
+            "speedup_vs_reference": round(ref / ours, 2), "realtime_factor": round(seconds / ours, 2)}
+
+
+def end_to_end(device, audio: Path) -> dict:
+    """Audio file to dance, as the CLI does it (features included), at default settings."""
+    try:
+        gen = DanceGenerator(device=str(device))
+        source = "shipped weights"
+    except WeightsError:
+        tmp = ROOT / "out" / "bench-model"
+        torch.manual_seed(0)
+        save_model(DanceDenoiser(PRESETS["small"]), tmp)
+        gen, source = DanceGenerator(tmp, device=str(device)), "random weights, 'small' preset"
+    gen.generate(audio, duration=5.0)  # warm-up: numba kernels, first allocations
+    t0 = time.perf_counter()
+    dance = gen.generate(audio)
+    took = time.perf_counter() - t0
+    return {"device": str(device), "model": source, "audio": audio.name, "song_s": round(dance.duration, 1),
+            "seconds": round(took, 2), "realtime_factor": round(dance.duration / took, 2)}
+
+
+def linearity(device, lengths, repeats: int) -> list[dict]:
+    model, _ = shipped_model(device)
+    rows = []
+    for seconds in lengths:
+        took = timed(lambda: sample_dance(model, music_features(seconds, model.config), seed=0), repeats)
+        rows.append({"song_s": seconds, "seconds": round(took, 2), "seconds_per_song_second": round(took / seconds, 4)})
+    return rows
+
+
+def _peak_child(seconds: float) -> dict:
+    """Run one generation in this (fresh) process and report its memory."""
+    model, _ = shipped_model(torch.device("cpu"))
+    music = music_features(seconds, model.config)
+    sample_dance(model, music[: model.config.window_frames], steps=2, seed=0)  # allocator warm-up
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sample_dance(model, music, steps=2, seed=0)  # memory does not depend on the step count
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"song_s": seconds, "peak_rss_mb": round(peak / 1024, 1), "above_baseline_mb": round((peak - base) / 1024, 1)}
+
+
+def memory(lengths) -> list[dict]:
+    rows = []
+    for seconds in lengths:
+        out = subprocess.run([sys.executable, __file__, "--peak-child", str(seconds)], capture_output=True,
+                             text=True, check=True, cwd=ROOT)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--peak-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_child:
+        print(json.dumps(_peak_child(args.peak_child)))
+        return
+    torch.set_grad_enabled(False)
+    repeats = 1 if args.quick else 2
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(map(str, devices))}")
+    report = {"speed": [], "end_to_end": [], "linearity": [], "memory": []}
+
+    for device in devices:
+        row = speed(device, 15.0 if args.quick else 30.0, repeats)
+        report["speed"].append(row)
+        print(f"\n[{row['device']}] {row['model']}, width {row['width']} x {row['depth']} layers, "
+              f"{row['steps']} steps, guidance {row['guidance']}, {row['song_s']:.0f} s of music")
+        print(f"  ours {row['ours_s']:.2f} s | reference loop {row['reference_s']:.2f} s | "
+              f"speed-up x{row['speedup_vs_reference']:.2f} (target >= 2 on CPU) | "
+              f"real-time x{row['realtime_factor']:.2f} (target >= 1 on this CPU)")
+
+    demo = ROOT / "assets" / "demo_track.ogg"
+    if demo.exists():
+        row = end_to_end(devices[0], demo)
+        report["end_to_end"].append(row)
+        print(f"\n[{row['device']}] end to end from {row['audio']} ({row['song_s']} s, features included): "
+              f"{row['seconds']:.2f} s, real-time x{row['realtime_factor']:.2f}")
+
+    lengths = [15.0, 30.0, 60.0] if args.quick else [30.0, 60.0, 120.0]
+    rows = linearity(devices[0], lengths, 1)
+    report["linearity"] = rows
+    print("\nTime against song length (sampling, " + str(devices[0]) + "):")
+    for r in rows:
+        print(f"  {r['song_s']:5.0f} s of music: {r['seconds']:7.2f} s  ({r['seconds_per_song_second']:.4f} s per second)")
+    per = [r["seconds_per_song_second"] for r in rows]
+    print(f"  longest / shortest time per second of music: x{per[-1] / per[0]:.2f} (linear = 1)")
+
+    rows = memory([30.0, 300.0])
+    report["memory"] = rows
+    print("\nPeak memory (fresh process each, CPU):")
+    for r in rows:
+        print(f"  {r['song_s']:5.0f} s of music: peak RSS {r['peak_rss_mb']:.0f} MB, "
+              f"{r['above_baseline_mb']:.0f} MB above the model's one-window baseline")
+    print(f"  5 min / 30 s peak RSS: x{rows[1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.2f} (target <= 1.5)")
+
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    (out / "bench_engine.json").write_text(json.dumps(report, indent=2))
+    print(f"\nWrote {out / 'bench_engine.json'}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "music2dance" / "numba"))
+    main()

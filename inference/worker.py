@@ -1,0 +1,270 @@
+"""A long-lived generation process for front ends that must never block: ``python -m inference.worker``.
+
+The Blender extension starts this module in a separate Python process, so that
+PyTorch never runs inside Blender: an out-of-memory error or a crash in torch
+ends this process only, and cancelling is simply ending it. The process keeps
+its :class:`~inference.generate.DanceGenerator` between requests, so a second
+generation with the same weights and device skips the model load.
+
+Protocol: JSON, one object per line. Requests arrive on stdin::
+
+    {"cmd": "generate", "id": 1, "audio": "song.ogg", "start": 12.5, "duration": 30.0,
+     "seed": 0, "steps": 50, "guidance": 2.0, "device": "auto", "weights": null,
+     "constraints": null, "output": "/tmp/dance.npz"}
+    {"cmd": "smpl_mesh", "id": 2, "model": "SMPL_NEUTRAL.pkl", "output": "/tmp/body.npz"}
+    {"cmd": "probe", "id": 3}
+    {"cmd": "quit"}
+
+Events leave on stdout::
+
+    {"event": "ready", "pid": 1234, "python": "3.11.7"}
+    {"event": "progress", "id": 1, "stage": "loading" | "features" | "sampling" | "finishing",
+     "done": 3, "total": 50}
+    {"event": "done", "id": 1, "output": "/tmp/dance.npz", "seconds": 12.3}
+    {"event": "error", "id": 1, "kind": "AudioError", "message": "..."}
+    {"event": "probe", "id": 3, "torch": "2.13.0", "gpu": null, ...}
+
+Messages of ``error`` events are written for the user. Anything the libraries
+print goes to stderr, never into the protocol. ``python -m inference.worker
+--probe`` prints one probe object and exits: what this Python can run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .errors import M2DError
+
+RUNTIME_MODULES = ("torch", "numpy", "librosa", "soundfile", "soxr", "safetensors")
+"""What a generation needs besides the standard library."""
+
+_OUT_OF_MEMORY = (
+    "The {where} ran out of memory while generating. Generate a shorter frame range, "
+    "or choose the {other} as device."
+)
+
+
+class _Protocol:
+    """Writes events to the real stdout; everything else printed ends up on stderr."""
+
+    def __init__(self):
+        self._out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # C libraries printing to fd 1
+        sys.stdout = sys.stderr
+
+    def send(self, event: dict) -> None:
+        self._out.write(json.dumps(event) + "\n")
+        self._out.flush()
+
+
+def _package_version(name: str):
+    """The installed version of ``name`` without importing it, or None."""
+    from importlib import metadata
+
+    if importlib.util.find_spec(name) is None:
+        return None
+    try:
+        return metadata.version({"soundfile": "soundfile", "soxr": "soxr"}.get(name, name))
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def probe() -> dict:
+    """What this interpreter can run: Python, PyTorch, the GPU, and which packages are missing."""
+    info = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "versions": {},
+        "missing": [],
+        "torch": None,
+        "cuda": False,
+        "gpu": None,
+        "mps": False,
+    }
+    for name in RUNTIME_MODULES:
+        version = _package_version(name)
+        if version is None:
+            info["missing"].append(name)
+        else:
+            info["versions"][name] = version
+    if "torch" not in info["missing"]:
+        try:
+            import torch
+        except Exception as exc:  # a broken install: report it, do not crash the probe
+            info["missing"].append("torch")
+            info["error"] = f"PyTorch is installed but cannot be imported: {exc}"
+        else:
+            info["torch"] = torch.__version__
+            info["cuda"] = bool(torch.cuda.is_available())
+            if info["cuda"]:
+                info["gpu"] = torch.cuda.get_device_name(0)
+            mps = getattr(torch.backends, "mps", None)
+            info["mps"] = bool(mps is not None and mps.is_available())
+            if info["mps"] and not info["gpu"]:
+                info["gpu"] = "Apple GPU (MPS)"
+    return info
+
+
+def _missing_runtime_message() -> str | None:
+    missing = [m for m in RUNTIME_MODULES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (
+        f"This Python ({sys.executable}) lacks {', '.join(missing)}. Install the runtime from the "
+        "extension's preferences, or point them at a Python environment that has PyTorch and librosa."
+    )
+
+
+class Worker:
+    """Serves requests one at a time; keeps the last model loaded."""
+
+    def __init__(self, protocol: _Protocol):
+        self.protocol = protocol
+        self._generator = None
+        self._generator_key = None
+
+    # ------------------------------------------------------------------ requests
+    def generator(self, weights, device: str, request_id):
+        from .weights import WEIGHTS_FILE, default_weights_dir
+
+        path = Path(weights) if weights else default_weights_dir()
+        weights_file = path if path.suffix == ".safetensors" else path / WEIGHTS_FILE
+        stamp = weights_file.stat().st_mtime_ns if weights_file.is_file() else None
+        key = (str(path.resolve()), device or "auto", stamp)
+        if self._generator is None or key != self._generator_key:
+            from .generate import DanceGenerator
+
+            self._generator = self._generator_key = None
+            self.progress(request_id, "loading", 0, 1)
+            self._generator = DanceGenerator(weights=path, device=device or "auto")
+            self._generator_key = key
+            self.progress(request_id, "loading", 1, 1)
+        return self._generator
+
+    def progress(self, request_id, stage: str, done: int, total: int) -> None:
+        self.protocol.send({"event": "progress", "id": request_id, "stage": stage, "done": done, "total": total})
+
+    def generate(self, req: dict) -> dict:
+        from .audio import check_audio_path
+
+        output = Path(req["output"])
+        check_audio_path(req["audio"])
+        generator = self.generator(req.get("weights"), req.get("device", "auto"), req.get("id"))
+        constraints = None
+        if req.get("constraints"):
+            from .constraints import Constraints
+
+            constraints = Constraints.load(req["constraints"], fps=generator.config.fps)
+        dance = generator.generate(
+            req["audio"], start=float(req.get("start", 0.0)), duration=req.get("duration"),
+            seed=int(req.get("seed", 0)), steps=req.get("steps"), guidance=req.get("guidance"),
+            constraints=constraints,
+            progress=lambda stage, done, total: self.progress(req.get("id"), stage, done, total),
+        )
+        dance.save(output)
+        return {"output": str(output), "frames": dance.num_frames, "fps": dance.fps}
+
+    def smpl_mesh(self, req: dict) -> dict:
+        """Rest vertices, faces, skinning weights and joints of a user's SMPL model file, via smplx."""
+        import numpy as np
+
+        model_path = Path(req["model"])
+        if not model_path.is_file():
+            raise M2DError(f"SMPL model file not found: {model_path}. Check the path in the preferences.")
+        try:
+            import smplx
+        except ImportError:
+            raise M2DError("The smplx package is missing; install the runtime again from the preferences.") from None
+        try:
+            model = smplx.SMPL(model_path=str(model_path))
+        except ModuleNotFoundError as exc:
+            raise M2DError(
+                f"{model_path.name} needs the Python package {exc.name!r} to be read. Use a model file "
+                "without chumpy objects (smplx's tools/clean_ch.py converts one)."
+            ) from None
+        except Exception as exc:
+            raise M2DError(f"{model_path} is not a readable SMPL model ({type(exc).__name__}: {exc}).") from None
+        vertices = model.v_template.detach().cpu().numpy().astype(np.float64)  # (V, 3) y-up
+        weights = model.lbs_weights.detach().cpu().numpy().astype(np.float32)  # (V, 24)
+        joints = model.J_regressor.detach().cpu().numpy() @ vertices  # (24, 3)
+        faces = np.asarray(model.faces, dtype=np.int64)
+        if weights.shape[1] != 24 or joints.shape != (24, 3):
+            raise M2DError(f"{model_path.name} is not a 24-joint SMPL body model.")
+        output = Path(req["output"])
+        np.savez(output, vertices=vertices, faces=faces, weights=weights, joints=joints)
+        return {"output": str(output), "vertices": len(vertices)}
+
+    # ------------------------------------------------------------------ loop
+    def handle(self, req: dict) -> None:
+        request_id = req.get("id")
+        cmd = req.get("cmd")
+        started = time.monotonic()
+        try:
+            if cmd == "probe":
+                self.protocol.send({"event": "probe", "id": request_id, **probe()})
+                return
+            if cmd not in ("generate", "smpl_mesh"):
+                raise M2DError(f"Unknown request {cmd!r}.")
+            missing = _missing_runtime_message()
+            if missing:
+                self.protocol.send({"event": "error", "id": request_id, "kind": "RuntimeMissing", "message": missing})
+                return
+            result = self.generate(req) if cmd == "generate" else self.smpl_mesh(req)
+            self.protocol.send({"event": "done", "id": request_id, "seconds": time.monotonic() - started, **result})
+        except M2DError as exc:
+            self.protocol.send({"event": "error", "id": request_id, "kind": type(exc).__name__, "message": str(exc)})
+        except MemoryError:
+            self._generator = self._generator_key = None
+            message = _OUT_OF_MEMORY.format(where="computer", other="GPU if you have one")
+            self.protocol.send({"event": "error", "id": request_id, "kind": "OutOfMemory", "message": message})
+        except Exception as exc:
+            if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
+                self._generator = self._generator_key = None
+                message = _OUT_OF_MEMORY.format(where="GPU", other="CPU")
+                self.protocol.send({"event": "error", "id": request_id, "kind": "OutOfMemory", "message": message})
+                return
+            traceback.print_exc()
+            message = (f"Internal error in the dance engine ({type(exc).__name__}: {exc}). "
+                       "The system console has the details; please report them.")
+            self.protocol.send({"event": "error", "id": request_id, "kind": "InternalError", "message": message})
+
+    def serve(self, stdin) -> None:
+        self.protocol.send({"event": "ready", "pid": os.getpid(), "python": platform.python_version()})
+        for line in stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                req = json.loads(line)
+            except json.JSONDecodeError:
+                print(f"music2dance worker: ignoring a malformed request: {line[:200]}", file=sys.stderr)
+                continue
+            if req.get("cmd") == "quit":
+                break
+            self.handle(req)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--probe", action="store_true", help="print what this Python can run (JSON) and exit")
+    args = parser.parse_args(argv)
+    protocol = _Protocol()
+    if args.probe:
+        protocol.send(probe())
+        return 0
+    if hasattr(os, "nice"):
+        os.nice(5)  # the artist's interface comes first
+    Worker(protocol).serve(sys.stdin)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

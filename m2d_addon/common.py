@@ -1,0 +1,62 @@
+"""Where the extension lives and where it may write; the preferences accessor."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+"""The extension's own package (the repository root): key of its preferences and user folder."""
+
+EXTENSION_DIR = Path(__file__).resolve().parent.parent
+"""The installed extension: holds ``inference/``, ``weights/`` and ``assets/``. Read-only to us."""
+
+
+def user_dir(*parts: str) -> Path:
+    """A folder in the extension's per-user directory, created if needed (never the extension's folder)."""
+    sub = os.path.join(*parts) if parts else ""
+    return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, path=sub, create=True))
+
+
+def preferences(context=None):
+    """The extension's :class:`~.preferences.M2D_AP_preferences`."""
+    context = context or bpy.context
+    return context.preferences.addons[ADDON_PACKAGE].preferences
+
+
+def tag_redraw_all(area_types=("VIEW_3D", "PREFERENCES")) -> None:
+    """Ask Blender to redraw the areas that show our panels (cheap; safe without a window)."""
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in area_types:
+                area.tag_redraw()
+
+
+_watched = []
+
+
+def _watch_tick():
+    still = [busy for busy in _watched if busy()]
+    tag_redraw_all()
+    _watched[:] = still
+    return 0.25 if still else None
+
+
+def redraw_while(busy) -> None:
+    """Redraw our panels every 0.25 s while ``busy()`` is true (a thread's result is awaited)."""
+    if bpy.app.background:
+        return
+    _watched.append(busy)
+    if not bpy.app.timers.is_registered(_watch_tick):
+        bpy.app.timers.register(_watch_tick, first_interval=0.25)
+
+
+def stop_redraws() -> None:
+    _watched.clear()
+    if bpy.app.timers.is_registered(_watch_tick):
+        bpy.app.timers.unregister(_watch_tick)

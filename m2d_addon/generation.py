@@ -1,0 +1,398 @@
+"""Generate Dance, step by step: gather and check the inputs, ask the engine, apply the result.
+
+Nothing in the scene changes until :func:`apply`, which runs once the engine has
+finished; every check that can fail runs before the engine is asked, so bad
+input leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..inference.config import CONFIG_FILE, WEIGHTS_FILE
+from ..inference.errors import Cancelled, M2DError
+from . import bridge, rig, timing
+from .common import EXTENSION_DIR, preferences, user_dir
+from .props import chosen_strip, sound_strips
+
+TAKE_NAME = "Dance"
+
+
+@dataclass
+class Plan:
+    """Everything a generation needs, captured when Generate Dance is pressed."""
+
+    strip_name: str
+    audio_path: str
+    frames: timing.FramePlan
+    timing: timing.StripTiming
+    target_name: str | None  # None: create a new armature
+    request: dict  # the worker request (without id)
+    smpl_model: str | None = None
+    save_npz: str | None = None
+    temp_files: list = field(default_factory=list)
+
+
+def sound_path(strip) -> tuple[str, bool]:
+    """The strip's music file on disk, and whether it is a temporary copy of a sound packed in the file."""
+    sound = strip.sound
+    if sound is None:
+        raise M2DError(f"The strip '{strip.name}' has no sound. Add the music again in the Video Sequencer.")
+    if sound.packed_file is not None:
+        fd, path = tempfile.mkstemp(prefix="packed-", suffix=Path(sound.filepath).suffix or ".wav",
+                                    dir=user_dir("work"))
+        with os.fdopen(fd, "wb") as f:
+            f.write(sound.packed_file.data)
+        return path, True
+    path = bpy.path.abspath(sound.filepath, library=sound.library)
+    if not os.path.isfile(path):
+        raise M2DError(f"The music file of strip '{strip.name}' is missing: {path}. "
+                       "Fix the path in the Video Sequencer's sidebar (Strip > Sound) or add the music again.")
+    return path, False
+
+
+def weights_path(prefs) -> str:
+    """The model folder; a clear error when it holds no weights."""
+    path = Path(bpy.path.abspath(prefs.weights_path)) if prefs.weights_path else EXTENSION_DIR / "weights"
+    weights = path if path.suffix == ".safetensors" else path / WEIGHTS_FILE
+    if not weights.is_file() or not weights.with_name(CONFIG_FILE).is_file():
+        raise M2DError(
+            f"No model found at {path} ({WEIGHTS_FILE} and {CONFIG_FILE} are needed). Set Preferences > "
+            "Add-ons > Music2Dance > Model to a folder that holds them."
+        )
+    return str(path)
+
+
+def target_armature(context):
+    """The armature the dance goes to: None for a new one, else the checked active object."""
+    if context.scene.m2d.target == "NEW":
+        return None
+    obj = context.active_object
+    rig.check_armature(obj)
+    return obj
+
+
+def why_not(context) -> str | None:
+    """Why Generate Dance cannot run now (cheap checks for the button), or None."""
+    from .jobs import SESSION
+
+    if SESSION.running:
+        return "A dance is being generated; wait for it or press Cancel"
+    scene = context.scene
+    if not sound_strips(scene):
+        return "Add music to the Video Sequencer first (Add > Sound)"
+    if chosen_strip(scene) is None:
+        return f"There is no sound strip named '{scene.m2d.audio_strip}'"
+    if scene.m2d.target == "NEW":
+        if context.mode != "OBJECT":
+            return "Switch to Object Mode to create a new armature"
+    else:
+        try:
+            rig.check_armature(context.active_object)
+        except M2DError as exc:
+            return str(exc)
+        if context.mode not in ("OBJECT", "POSE"):
+            return "Switch to Object or Pose Mode"
+    return None
+
+
+def make_plan(context, save_npz: str = "") -> Plan:
+    """Check every input and build the engine request; raises M2DError with the reason."""
+    scene = context.scene
+    settings = scene.m2d
+    prefs = preferences(context)
+    reason = why_not(context)
+    if reason:
+        raise M2DError(reason + ".")
+    strip = chosen_strip(scene)
+    target = target_armature(context)
+    strip_timing = timing.strip_timing(strip, scene)
+    frames = timing.plan_frames(strip_timing, strip.name, settings.range_mode == "STRIP",
+                                settings.frame_start, settings.frame_end)
+    weights = weights_path(prefs)
+    smpl_model = None
+    if target is None and prefs.smpl_model_path:
+        smpl_model = bpy.path.abspath(prefs.smpl_model_path)
+        if not os.path.isfile(smpl_model):
+            raise M2DError(f"The SMPL body file {smpl_model} does not exist. Fix it in the preferences "
+                           "or clear it to use the mannequin.")
+    if save_npz:
+        save_npz = bpy.path.abspath(save_npz)
+        if not os.path.isdir(os.path.dirname(save_npz) or "."):
+            raise M2DError(f"The folder of {save_npz} does not exist.")
+    audio, audio_is_temporary = sound_path(strip)
+    fd, output = tempfile.mkstemp(prefix="dance-", suffix=".npz", dir=user_dir("work"))
+    os.close(fd)
+    request = {
+        "audio": audio, "start": frames.audio_start, "duration": frames.audio_duration,
+        "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
+        "device": settings.device, "weights": weights, "constraints": None, "output": output,
+    }
+    return Plan(strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), frames=frames,
+                timing=strip_timing, target_name=target.name if target else None, request=request,
+                smpl_model=smpl_model, save_npz=save_npz or None,
+                temp_files=[output, audio] if audio_is_temporary else [output])
+
+
+def _new_rig(context, body: dict | None):
+    location = tuple(context.scene.cursor.location)
+    obj = rig.create_armature(context, location)
+    obj.m2d.is_dancer = True
+    if body is not None:
+        rig.add_smpl_body(context, obj, body)
+    else:
+        rig.add_mannequin(context, obj)
+    return obj
+
+
+def add_take(obj, action) -> None:
+    """Record ``action`` as the armature's newest take and play it; earlier actions are kept."""
+    takes = obj.m2d.takes
+    anim = obj.animation_data
+    previous = anim.action if anim is not None else None
+    if previous is not None and previous != action and all(t.action != previous for t in takes):
+        previous.use_fake_user = True  # the armature's own action stays reachable
+        takes.add().action = previous
+    action.use_fake_user = True
+    takes.add().action = action
+    obj.m2d.active_take = len(takes) - 1  # assigns it (update callback)
+    bridge.assign_action(obj, action)
+
+
+def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = None, npz_path=None):
+    """Give the finished take to its armature (a new one if asked); returns (armature, action).
+
+    This is the only step that changes the scene. If it fails half-way, what was
+    created is removed again.
+    """
+    created = [action]
+    try:
+        if plan.target_name is None:
+            obj = _new_rig(context, body)
+            created += [obj, *obj.children]
+        else:
+            obj = bpy.data.objects.get(plan.target_name)
+            if obj is None:
+                raise M2DError(f"The armature '{plan.target_name}' was removed while the dance was being made.")
+            rig.check_armature(obj)
+            for name in bridge.sk.JOINT_NAMES:
+                obj.pose.bones[name].rotation_mode = "QUATERNION"
+        rest, pelvis = bridge.bone_rest(obj)
+        exact = keys.for_rest(rest, pelvis)
+        if exact is not keys:  # its rest pose changed since Generate Dance was pressed: key again
+            bpy.data.actions.remove(action)
+            created.remove(action)
+            action = bridge.write_action(obj, TAKE_NAME, exact.frames, exact.quats, exact.loc)
+            created.append(action)
+        action["music2dance"] = {
+            "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(keys.audio_start),
+            "seed": int(plan.request["seed"]), "steps": int(plan.request["steps"]),
+            "guidance": float(plan.request["guidance"]), "frame_start": int(keys.frames[0]),
+            "frame_end": int(keys.frames[-1]), "fps": float(plan.timing.fps),
+        }
+        if plan.save_npz and npz_path:
+            Path(plan.save_npz).write_bytes(Path(npz_path).read_bytes())
+        add_take(obj, action)
+    except BaseException:
+        _remove(created)
+        raise
+    return obj, action
+
+
+def _remove(ids) -> None:
+    for block in reversed(ids):
+        if isinstance(block, bpy.types.Object):
+            data = block.data
+            bpy.data.objects.remove(block)
+            if data is not None and data.users == 0:
+                (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.meshes).remove(data)
+        elif isinstance(block, bpy.types.Action):
+            bpy.data.actions.remove(block)
+
+
+def load_body(path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in ("vertices", "faces", "weights", "joints")}
+
+
+class Generation:
+    """A generation in flight, in phases that never block Blender for long.
+
+    1. The engine requests of the plan (the dance; the SMPL body if asked), one after the other.
+    2. The dance is turned into key values on a thread (numbers only).
+    3. The keys are written into a new, unassigned action, a time-boxed slice per timer tick.
+    4. :meth:`finish` gives the action to the armature (creating it if asked): the one step that
+       changes the scene.
+
+    The panel's modal operator calls :meth:`poll` from its timer; scripts call :meth:`wait`.
+    """
+
+    WRITE_BUDGET = 0.03
+    """Seconds of key writing per timer tick."""
+
+    def __init__(self, plan: Plan, python_path: str):
+        from .jobs import SESSION
+
+        self.session, self.plan, self.python_path = SESSION, plan, python_path
+        self.steps = [("generate", "", plan.request)]
+        self.body_path = None
+        if plan.smpl_model:
+            stat = os.stat(plan.smpl_model)
+            key = hashlib.sha1(f"{os.path.abspath(plan.smpl_model)}|{stat.st_mtime_ns}|{stat.st_size}".encode())
+            self.body_path = user_dir("bodies") / f"smpl-{key.hexdigest()[:16]}.npz"
+            if not self.body_path.is_file():
+                self.steps.append(("smpl_mesh", "Reading the SMPL body…",
+                                   {"model": plan.smpl_model, "output": str(self.body_path)}))
+        self.results: list[dict] = []
+        self.keys: bridge.Keys | None = None
+        self.writer: bridge.ActionWriter | None = None
+        self.applied = False
+        self.closed = False
+        self._failure: M2DError | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_outcome = None
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def job(self):
+        return self.session.job
+
+    @property
+    def active(self) -> bool:
+        return not self.closed
+
+    @property
+    def error(self) -> M2DError | None:
+        if self._failure is not None:
+            return self._failure
+        return self.job.error if self.job is not None else None
+
+    @property
+    def cancelled(self) -> bool:
+        return isinstance(self.error, Cancelled)
+
+    @property
+    def engine_done(self) -> bool:
+        return len(self.results) == len(self.steps)
+
+    @property
+    def status(self) -> str:
+        if not self.engine_done:
+            return self.job.status
+        return "Writing keys…"
+
+    @property
+    def fraction(self) -> float:
+        if not self.engine_done:
+            return self.job.fraction
+        return 1.0
+
+    # ------------------------------------------------------------------ phases
+    def start(self) -> "Generation":
+        cmd, title, fields = self.steps[len(self.results)]
+        self.session.start(self.python_path, cmd, title, **fields)
+        self.session.generation = self
+        return self
+
+    def _rest(self):
+        if self.plan.target_name is None:
+            return rig.rest_matrices()
+        return bridge.bone_rest(bpy.data.objects[self.plan.target_name])
+
+    def _prepare_args(self):
+        frames = self.plan.frames.frames
+        rest, pelvis = self._rest()
+        return self.results[0]["output"], frames, self.plan.timing.seconds_at(frames), rest, pelvis
+
+    def _prepare_on_thread(self, args) -> None:
+        try:
+            self._thread_outcome = bridge.prepare_keys(*args)
+        except Exception as exc:  # reported on the main thread
+            self._thread_outcome = exc
+
+    def poll(self) -> bool:
+        """Advance without blocking for long; True once ready for :meth:`finish`, or failed."""
+        if self.error is not None:
+            return True
+        if not self.engine_done:
+            if not self.job.poll():
+                return False
+            if self.job.error is not None:
+                return True
+            self.results.append(self.job.result)
+            if not self.engine_done:
+                self.start()
+                return False
+        if self.keys is None:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._prepare_on_thread, args=(self._prepare_args(),),
+                                                daemon=True, name="m2d-keys")
+                self._thread.start()
+            if self._thread.is_alive():
+                return False
+            outcome = self._thread_outcome
+            if isinstance(outcome, Exception):
+                self._failure = outcome if isinstance(outcome, M2DError) else M2DError(
+                    f"Could not read the engine's dance ({type(outcome).__name__}: {outcome}).")
+                return True
+            self.keys = outcome
+        try:
+            if self.writer is None:
+                self.writer = bridge.ActionWriter(TAKE_NAME, self.plan.target_name or rig.RIG_NAME, self.keys)
+                return False
+            return self.writer.step(self.WRITE_BUDGET)
+        except M2DError as exc:
+            self._failure = exc
+            return True
+
+    def wait(self, on_progress=None) -> None:
+        """Run every phase but the last to its end (blocking); raises the first error."""
+        while not self.engine_done:
+            self.results.append(self.job.wait(on_progress))
+            if not self.engine_done:
+                self.start()
+        self.keys = bridge.prepare_keys(*self._prepare_args())
+        self.writer = bridge.ActionWriter(TAKE_NAME, self.plan.target_name or rig.RIG_NAME, self.keys)
+        self.writer.step()
+
+    def finish(self, context):
+        """The last phase: give the take to its armature. Returns (armature, action)."""
+        body = load_body(self.body_path) if self.body_path is not None else None
+        result = apply(context, self.plan, self.keys, self.writer.action(), body, self.results[0]["output"])
+        self.applied = True
+        return result
+
+    def cancel(self) -> None:
+        if self._failure is None and not self.applied:
+            self._failure = Cancelled("Cancelled; nothing was changed.")
+        if self.job is not None and not self.job.finished:
+            self.job.cancel()
+
+    def close(self) -> None:
+        """Forget temporary files and an unfinished take; the generation is over."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.writer is not None and not self.applied:
+            try:
+                self.writer.discard()
+            except ReferenceError:
+                pass
+        for path in self.plan.temp_files:
+            Path(path).unlink(missing_ok=True)
+        if self.session.generation is self:
+            self.session.generation = None

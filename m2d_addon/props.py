@@ -1,0 +1,135 @@
+"""Settings: ``Scene.m2d`` (what to generate) and ``Object.m2d`` (an armature's takes).
+
+Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
+
+    settings = bpy.context.scene.m2d
+    settings.audio_strip = "Song"
+    settings.seed, settings.steps = 7, 50
+    bpy.ops.m2d.generate()
+"""
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+from bpy.types import PropertyGroup
+
+from . import bridge
+
+
+def sound_strips(scene) -> list:
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    return [s for s in editor.strips_all if s.type == "SOUND"]
+
+
+def _search_strips(self, context, edit_text):
+    return [s.name for s in sound_strips(context.scene) if edit_text.lower() in s.name.lower()]
+
+
+def chosen_strip(scene):
+    """The strip named in the settings, else the active sound strip, else the first; or None."""
+    settings = scene.m2d
+    strips = sound_strips(scene)
+    if settings.audio_strip:
+        return next((s for s in strips if s.name == settings.audio_strip), None)
+    active = scene.sequence_editor.active_strip if scene.sequence_editor else None
+    if active is not None and active.type == "SOUND":
+        return active
+    return min(strips, key=lambda s: (s.frame_final_start, s.channel)) if strips else None
+
+
+class M2D_PG_settings(PropertyGroup):
+    """What Generate Dance makes: ``scene.m2d``."""
+
+    audio_strip: StringProperty(
+        name="Music",
+        description="Sound strip of the Video Sequencer to dance to. Empty: the active sound strip, "
+                    "else the first one",
+        search=_search_strips,
+    )
+    range_mode: EnumProperty(
+        name="Range",
+        description="Which frames get a dance",
+        items=(
+            ("STRIP", "Whole Strip", "Every frame on which the strip is heard"),
+            ("RANGE", "Frame Range", "Only the frames from Start to End (within the strip)"),
+        ),
+        default="STRIP",
+    )
+    frame_start: IntProperty(name="Start", description="First frame to dance (Frame Range)", default=1)
+    frame_end: IntProperty(name="End", description="Last frame to dance (Frame Range)", default=250)
+    seed: IntProperty(
+        name="Seed", description="Random seed: the same seed and settings give the same dance",
+        default=0, min=0,
+    )
+    steps: IntProperty(
+        name="Steps", description="Sampling steps: more are slower and a little more refined",
+        default=50, min=1, max=1000, soft_max=200,
+    )
+    guidance: FloatProperty(
+        name="Guidance", description="How strongly the dance follows the music (classifier-free "
+                                     "guidance; 0 ignores the music, 2 is typical)",
+        default=2.0, min=0.0, soft_max=6.0,
+    )
+    device: EnumProperty(
+        name="Device",
+        description="Where the network runs",
+        items=(
+            ("auto", "Automatic", "The GPU when there is one (CUDA or Apple), else the CPU"),
+            ("cpu", "CPU", "The processor: works everywhere, slower"),
+            ("cuda", "CUDA GPU", "An NVIDIA graphics card"),
+            ("mps", "Apple GPU", "The GPU of an Apple silicon Mac"),
+        ),
+        default="auto",
+    )
+    target: EnumProperty(
+        name="Armature",
+        description="Which armature receives the dance",
+        items=(
+            ("NEW", "New", "Create a new SMPL armature with a body"),
+            ("SELECTED", "Selected", "The active armature (it must have the SMPL bones)"),
+        ),
+        default="NEW",
+    )
+
+
+def _use_take(self, context):
+    if 0 <= self.active_take < len(self.takes):
+        action = self.takes[self.active_take].action
+        if action is not None:
+            bridge.assign_action(self.id_data, action)
+
+
+class M2D_PG_take(PropertyGroup):
+    """One generated dance (an action) of an armature."""
+
+    action: PointerProperty(name="Action", description="The take's action", type=bpy.types.Action)
+
+
+class M2D_PG_rig(PropertyGroup):
+    """An armature's takes: ``object.m2d``."""
+
+    takes: CollectionProperty(name="Takes", description="Dances generated for this armature",
+                              type=M2D_PG_take)
+    active_take: IntProperty(name="Take", description="The take the armature plays; choose one to "
+                                                      "switch to it", default=0, min=0, update=_use_take)
+    is_dancer: BoolProperty(name="Dancer", description="Made by Music2Dance", default=False)
+
+
+classes = (M2D_PG_settings, M2D_PG_take, M2D_PG_rig)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register():
+    _register_classes()
+    bpy.types.Scene.m2d = PointerProperty(type=M2D_PG_settings, name="Music2Dance",
+                                          description="Music2Dance generation settings")
+    bpy.types.Object.m2d = PointerProperty(type=M2D_PG_rig, name="Music2Dance",
+                                           description="Music2Dance takes of this armature")
+
+
+def unregister():
+    del bpy.types.Object.m2d
+    del bpy.types.Scene.m2d
+    _unregister_classes()

@@ -1,0 +1,60 @@
+"""Helpers for the add-on tests (imported after conftest.py has prepared the environment for bpy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+ADDON = "bl_ext.user_default.music2dance"
+
+
+def write_song(path: Path, seconds: float, sample_rate: int = 22050) -> Path:
+    """A click track at 120 BPM over a low tone: enough music for the features."""
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    beat = np.exp(-((t % 0.5) * 40.0)) * np.sin(2 * np.pi * 1000 * t)
+    y = 0.3 * beat + 0.1 * np.sin(2 * np.pi * 110 * t)
+    sf.write(str(path), y.astype(np.float32), sample_rate)
+    return path
+
+
+def add_strip(scene, path, frame_start=1, name="Song", channel=1):
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    return editor.strips.new_sound(name, str(path), channel=channel, frame_start=frame_start)
+
+
+def snapshot(scene=None) -> dict:
+    """What a failed or cancelled generation must leave unchanged."""
+    scene = scene or bpy.context.scene
+
+    def keys(action):
+        out = []
+        for layer in action.layers:
+            for strip in layer.strips:
+                for bag in strip.channelbags:
+                    for fc in bag.fcurves:
+                        co = np.empty(2 * len(fc.keyframe_points), np.float32)
+                        fc.keyframe_points.foreach_get("co", co)
+                        out.append((fc.data_path, fc.array_index, co.tobytes()))
+        return out
+
+    return {
+        "objects": sorted((o.name, o.type, o.parent.name if o.parent else None) for o in bpy.data.objects),
+        "actions": {a.name: (a.use_fake_user, keys(a)) for a in bpy.data.actions},
+        "assigned": {o.name: (o.animation_data.action.name if o.animation_data and o.animation_data.action else None)
+                     for o in bpy.data.objects},
+        "meshes": sorted(m.name for m in bpy.data.meshes),
+        "armatures": sorted(a.name for a in bpy.data.armatures),
+        "frame": (scene.frame_current, scene.frame_start, scene.frame_end),
+        "selected": sorted(o.name for o in bpy.context.selected_objects),
+        "active": bpy.context.view_layer.objects.active.name if bpy.context.view_layer.objects.active else None,
+        "takes": {o.name: len(o.m2d.takes) for o in bpy.data.objects},
+    }
+
+
+def generate(**kwargs):
+    return bpy.ops.m2d.generate(**kwargs)
