@@ -24,7 +24,7 @@ MIN_SECONDS = 1.0
 """The shortest stretch of music a dance is made for."""
 
 SUPPORTED = "WAV, FLAC, OGG/Vorbis or MP3"
-_BLOCK_FRAMES = 1 << 16
+_BLOCK_FRAMES = 1 << 16  # frames decoded at a time
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,14 @@ def load_audio(path, sample_rate: int, start: float = 0.0, duration: float | Non
         with _quiet_stderr(), sf.SoundFile(str(path)) as f:
             if first:
                 f.seek(first)
-            for block in f.blocks(blocksize=_BLOCK_FRAMES, frames=wanted, dtype="float32", always_2d=True):
+            while decoded < wanted:
+                # Plain reads: a damaged stream comes back short, where a padded block would hide it.
+                block = f.read(min(_BLOCK_FRAMES, wanted - decoded), dtype="float32", always_2d=True)
+                if not len(block):
+                    break
                 decoded += len(block)
-                mono = block.mean(axis=1, dtype=np.float32)
+                with np.errstate(invalid="ignore"):  # damaged files decode to NaN: reported below
+                    mono = block.mean(axis=1, dtype=np.float32)
                 pieces.append(stream.resample_chunk(mono, last=False))
             pieces.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:

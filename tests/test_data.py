@@ -462,19 +462,6 @@ def test_preprocess_folder_end_to_end_through_the_subcommand(tmp_path):
         bad.func(bad)
 
 
-def test_data_package_never_imports_blender():
-    import importlib
-
-    for name in ("aistpp", "augment", "beats", "cache", "clip", "folder", "preprocess", "retarget", "splits",
-                 "tang2018"):
-        importlib.import_module(f"inference.data.{name}")
-    assert "bpy" not in sys.modules
-
-
-# ----------------------------------------------------------------------------- the real ballroom set
-
-
-@pytest.mark.skipif(not (SHARED / "tang2018" / "DANCE_C_2").is_dir(), reason="shared data absent")
 def test_real_tang_dance_sides_and_retarget_error():
     dance = tang2018.read_dance(SHARED / "tang2018" / "DANCE_C_2")
     lm = dance.landmarks(smoothing_seconds=0.0)
