@@ -87,12 +87,14 @@ def reference_loop(model: DanceDenoiser, music: np.ndarray, steps: int, guidance
     return x0
 
 
-def timed(fn, repeats: int) -> float:
-    best = math.inf
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Best wall time of each function, runs interleaved (a, b, a, b, ...) so load swings hit all alike."""
+    best = {k: math.inf for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - t0)
     return best
 
 
@@ -100,8 +102,9 @@ def speed(device, seconds: float, repeats: int) -> dict:
     model, source = shipped_model(device)
     cfg = model.config
     music = music_features(seconds, cfg)
-    ours = timed(lambda: sample_dance(model, music, seed=0), repeats)
-    ref = timed(lambda: reference_loop(model, music, cfg.sample_steps, cfg.guidance), repeats)
+    best = interleaved({"ours": lambda: sample_dance(model, music, seed=0),
+                        "reference": lambda: reference_loop(model, music, cfg.sample_steps, cfg.guidance)}, repeats)
+    ours, ref = best["ours"], best["reference"]
     return {"device": str(device), "model": source, "width": cfg.width, "depth": cfg.depth,
             "song_s": seconds, "steps": cfg.sample_steps, "guidance": cfg.guidance,
             "ours_s": round(ours, 2), "reference_s": round(ref, 2),
@@ -128,11 +131,11 @@ def end_to_end(device, audio: Path) -> dict:
 
 def linearity(device, lengths, repeats: int) -> list[dict]:
     model, _ = shipped_model(device)
-    rows = []
-    for seconds in lengths:
-        took = timed(lambda: sample_dance(model, music_features(seconds, model.config), seed=0), repeats)
-        rows.append({"song_s": seconds, "seconds": round(took, 2), "seconds_per_song_second": round(took / seconds, 4)})
-    return rows
+    songs = {seconds: music_features(seconds, model.config) for seconds in lengths}
+    best = interleaved({seconds: (lambda m=m: sample_dance(model, m, seed=0)) for seconds, m in songs.items()},
+                       repeats)
+    return [{"song_s": seconds, "seconds": round(took, 2), "seconds_per_song_second": round(took / seconds, 4)}
+            for seconds, took in best.items()]
 
 
 def _peak_child(seconds: float) -> dict:
@@ -164,7 +167,7 @@ def main() -> None:
         print(json.dumps(_peak_child(args.peak_child)))
         return
     torch.set_grad_enabled(False)
-    repeats = 1 if args.quick else 2
+    repeats = 2 if args.quick else 3
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(map(str, devices))}")
     report = {"speed": [], "end_to_end": [], "linearity": [], "memory": []}
@@ -186,7 +189,7 @@ def main() -> None:
               f"{row['seconds']:.2f} s, real-time x{row['realtime_factor']:.2f}")
 
     lengths = [15.0, 30.0, 60.0] if args.quick else [30.0, 60.0, 120.0]
-    rows = linearity(devices[0], lengths, 1)
+    rows = linearity(devices[0], lengths, repeats)
     report["linearity"] = rows
     print("\nTime against song length (sampling, " + str(devices[0]) + "):")
     for r in rows:

@@ -83,7 +83,7 @@ def main() -> None:
         print(f"  {d.name}: {seconds:.0f} s generated ({time.monotonic() - started:.0f} s)", flush=True)
 
     kept = {str(n) for n in arrays["names"]}
-    dropped = [name for name in cache.report.get("dropped", []) if name not in kept]
+    dropped = [d["name"] for d in cache.report.get("dropped", []) if d["name"] not in kept]
     sources = Path(str(arrays["audio"][0])).parent.parent
     songs = [(sources / name / "audio.mp3", 30.0) for name in dropped]
     demo = ROOT / "assets" / "demo_track.ogg"

@@ -3,9 +3,10 @@
 A :class:`Constraints` object holds target values and masks on the frames of
 one generation (frame 0 is the audio start, at the model's frame rate). The
 sampler meets them by inpainting (:mod:`inference.longform`); afterwards
-:func:`apply_exact` writes every pinned value into the output exactly and eases
-the difference into the free frames next to each pinned stretch, so borders
-carry no jump.
+every pinned value is written into the output exactly and the free frames next
+to each pinned stretch are bent toward it (:func:`ease_rotations`,
+:func:`ease_vectors`), matching position and velocity, so borders carry neither
+a jump nor a kink.
 
 The file form is an npz with the output's arrays — ``smpl_poses`` (N, 72),
 ``smpl_trans`` (N, 3) — plus ``pose_mask`` (N, 24) and ``root_mask`` (N, 3).
@@ -248,12 +249,6 @@ class Constraints:
 # ----------------------------------------------------------------------------- exact pins and seams
 
 
-def _falloff(distance: np.ndarray, frames: int) -> np.ndarray:
-    """1 at distance 0, easing to 0 at ``frames + 1`` (raised cosine)."""
-    d = np.clip(distance / (frames + 1.0), 0.0, 1.0)
-    return 0.5 * (1.0 + np.cos(np.pi * d))
-
-
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs of True in a (T,) mask, as inclusive (first, last) pairs."""
     padded = np.concatenate([[False], mask, [False]])
@@ -261,74 +256,125 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _offset_weights(mask: np.ndarray, frames: int):
-    """For each free frame, which pinned frame's offset applies and how strongly.
+def _gaps(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Stretches of free frames ``lo + 1 .. hi - 1`` between pinned frames ``lo`` and ``hi``.
 
-    Returns (left_index, left_weight, right_index, right_weight), (T,) each; the
-    index is -1 where no pinned frame lies on that side. In a short gap between
-    two pinned stretches the two offsets are interpolated, so both borders are met.
+    ``lo`` is -1 before the first pinned frame, ``hi`` is T after the last one.
+    """
+    bounds, prev = [], -1
+    for a, b in _runs(mask):
+        bounds.append((prev, a))
+        prev = b
+    bounds.append((prev, len(mask)))
+    return [(lo, hi) for lo, hi in bounds if hi - lo > 1]
+
+
+def _hermite(s):
+    """The cubic Hermite basis h00, h10, h01, h11 at s in [0, 1]."""
+    s2, s3 = s * s, s * s * s
+    return 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
+
+
+def _ease(pred, target, mask, frames: int, delta, shift, trusted=None):
+    """Write the pins into ``pred`` and bend the free frames beside them, matching position and velocity.
+
+    At each border the free motion is extrapolated one frame into the pinned
+    one from its two nearest free frames (the network's own prediction there
+    may sit on the pin while its neighbours do not); the offset ``D`` from there
+    to the pin and the velocity difference ``V`` (against the pinned stretch's
+    own velocity; through a lone pinned frame, the mean velocity of the free
+    motion on its two sides) are eased out over
+    ``frames`` free frames by a cubic Hermite (offset D with slope V, to 0 with
+    slope 0). In a gap of at most ``2 * frames`` free frames one Hermite joins
+    the two borders' (D, V). Pinned frames marked ``trusted`` (the known start
+    of a later chunk, which the network continues) are compared with the
+    prediction on them instead. ``delta(a, b)`` is the step from b to a and
+    ``shift(x, o)`` moves x by it (vectors: subtraction and addition;
+    rotations: log and exp).
     """
     t = len(mask)
-    left_i = np.full(t, -1)
-    right_i = np.full(t, -1)
-    left_w = np.zeros(t)
-    right_w = np.zeros(t)
-    runs = _runs(mask)
-    gaps = []
-    prev_end = -1
-    for a, b in runs:
-        gaps.append((prev_end, a))
-        prev_end = b
-    gaps.append((prev_end, t))
-    for lo, hi in gaps:  # free frames lo+1 .. hi-1
-        free = np.arange(lo + 1, hi)
-        if not free.size:
-            continue
-        has_left, has_right = lo >= 0, hi < t
-        if has_left and has_right and hi - lo - 1 <= 2 * frames:
-            s = (free - lo) / (hi - lo)
-            s = s * s * (3 - 2 * s)  # smoothstep between the two offsets
-            left_i[free], left_w[free] = lo, 1 - s
-            right_i[free], right_w[free] = hi, s
-            continue
-        if has_left:
-            left_i[free], left_w[free] = lo, _falloff(free - lo, frames)
-        if has_right:
-            right_i[free], right_w[free] = hi, _falloff(hi - free, frames)
-    return left_i, left_w, right_i, right_w
-
-
-def ease_rotations(pred_q: np.ndarray, target_q: np.ndarray, mask: np.ndarray, frames: int) -> np.ndarray:
-    """(T, 4) quaternions: pinned frames take the target, nearby free frames ease toward it.
-
-    The offset ``target * pred^-1`` at a border is applied to the free frames
-    with a weight falling from 1 to 0 over ``frames`` frames.
-    """
-    out = pred_q.copy()
-    if not mask.any():
-        return out
-    out[mask] = target_q[mask]
-    offset = sk.quat_multiply(target_q, sk.quat_conjugate(pred_q))  # (T, 4), valid on pinned frames
-    identity = np.broadcast_to(np.array([1.0, 0, 0, 0]), offset.shape)
-    li, lw, ri, rw = _offset_weights(mask, frames)
-    for idx, w in ((li, lw), (ri, rw)):
-        sel = idx >= 0
-        if sel.any():
-            step = sk.quat_slerp(identity[sel], offset[idx[sel]], w[sel])
-            out[sel] = sk.quat_multiply(step, out[sel])
-    return out
-
-
-def ease_vectors(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, frames: int) -> np.ndarray:
-    """The additive counterpart of :func:`ease_rotations` for (T,) or (T, C) values."""
     out = pred.copy()
     if not mask.any():
         return out
     out[mask] = target[mask]
-    offset = target - pred
-    li, lw, ri, rw = _offset_weights(mask, frames)
-    for idx, w in ((li, lw), (ri, rw)):
-        sel = idx >= 0
-        shape = (-1,) + (1,) * (out.ndim - 1)
-        out[sel] = out[sel] + w[sel].reshape(shape) * offset[idx[sel]]
+    trusted = np.zeros(t, bool) if trusted is None else np.asarray(trusted, bool)
+    span = frames + 1.0
+    zero = delta(pred[0], pred[0]) * 0.0
+
+    def free_step(a, b):  # the prediction's step b -> a where both frames are free, else None
+        ok = 0 <= min(a, b) and max(a, b) < t and not mask[a] and not mask[b]
+        return delta(pred[a], pred[b]) if ok else None
+
+    def pinned_step(a, b):
+        """The pinned motion's step b -> a: its own when both are pinned; through a lone pinned frame,
+        the mean of the free steps on either side (so the motion passes it without a kink)."""
+        if 0 <= min(a, b) and max(a, b) < t and mask[a] and mask[b]:
+            return delta(target[a], target[b])
+        lone = a if 0 <= a < t and mask[a] else b  # the pinned one of the two
+        steps = [x for x in (free_step(lone - 1, lone - 2), free_step(lone + 2, lone + 1)) if x is not None]
+        return sum(steps) / len(steps) if len(steps) == 2 else None
+
+    for lo, hi in _gaps(mask):
+        n_free = hi - lo - 1
+        free = np.arange(lo + 1, hi)
+        ends = {}
+        if lo >= 0:  # the stretch after pinned frame lo
+            v_pin = pinned_step(lo, lo - 1)
+            if trusted[lo]:
+                d = delta(target[lo], pred[lo])
+                v = zero if v_pin is None else v_pin - delta(pred[lo], pred[lo - 1])
+            else:
+                v_free = delta(pred[lo + 2], pred[lo + 1]) if n_free >= 2 else zero
+                d = delta(target[lo], shift(pred[lo + 1], -v_free))
+                v = zero if v_pin is None else v_pin - v_free
+            ends["left"] = (d, v)
+        if hi < t:  # the stretch before pinned frame hi
+            v_pin = pinned_step(hi + 1, hi)
+            if trusted[hi]:
+                d = delta(target[hi], pred[hi])
+                v = zero if v_pin is None else v_pin - delta(pred[hi + 1], pred[hi])
+            else:
+                v_free = delta(pred[hi - 1], pred[hi - 2]) if n_free >= 2 else zero
+                d = delta(target[hi], shift(pred[hi - 1], v_free))
+                v = zero if v_pin is None else v_pin - v_free
+            ends["right"] = (d, v)
+        shape = (-1,) + (1,) * np.ndim(zero)
+        if len(ends) == 2 and n_free <= 2 * frames:
+            gap = float(hi - lo)
+            h00, h10, h01, h11 = _hermite(((free - lo) / gap).reshape(shape))
+            (dl, vl), (dr, vr) = ends["left"], ends["right"]
+            out[free] = shift(pred[free], h00 * dl + h10 * gap * vl + h01 * dr + h11 * gap * vr)
+            continue
+        for side, (d, v) in ends.items():
+            k = np.arange(1, min(frames, n_free) + 1)
+            f = lo + k if side == "left" else hi - k
+            h00, h10, _, _ = _hermite((k / span).reshape(shape))
+            out[f] = shift(pred[f], h00 * d + h10 * span * (v if side == "left" else -v))
     return out
+
+
+def _rotation_step(a, b):
+    """The rotation vector turning quaternion b into a (left multiplication): log(a b^-1)."""
+    return sk.quat_to_axis_angle(sk.quat_multiply(a, sk.quat_conjugate(b)))
+
+
+def _rotate(q, rotvec):
+    rotvec = np.broadcast_to(rotvec, np.shape(q)[:-1] + (3,))
+    return sk.quat_multiply(sk.axis_angle_to_quat(rotvec), q)
+
+
+def ease_rotations(pred_q: np.ndarray, target_q: np.ndarray, mask: np.ndarray, frames: int,
+                   trusted=None) -> np.ndarray:
+    """(T, 4) quaternions: pinned frames take the target, free frames beside them bend toward it.
+
+    Offsets are rotation vectors applied by left multiplication; ``trusted``: see :func:`_ease`.
+    """
+    return _ease(np.asarray(pred_q, np.float64), np.asarray(target_q, np.float64), mask, frames,
+                 _rotation_step, _rotate, trusted)
+
+
+def ease_vectors(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, frames: int,
+                 trusted=None) -> np.ndarray:
+    """The additive counterpart of :func:`ease_rotations` for (T,) or (T, C) values."""
+    return _ease(np.asarray(pred, np.float64), np.asarray(target, np.float64), mask, frames,
+                 lambda a, b: a - b, lambda x, o: x + o, trusted)

@@ -21,6 +21,7 @@ from .device import resolve_device
 from .errors import M2DError
 from .features import features_from_file
 from .longform import sample_dance
+from .silence import settle
 from .weights import load_model
 
 StageProgress = Callable[[str, int, int], None]
@@ -106,6 +107,7 @@ class DanceGenerator:
         )
         if progress:
             progress("finishing", 0, 1)
+        motion = settle(motion, music, self.config.fps)  # calm where the music is silent
         if not np.all(np.isfinite(motion)):
             raise M2DError("The model produced invalid numbers (NaN). The weights may be damaged; "
                            "try another seed, or reinstall the model.")

@@ -124,8 +124,8 @@ class _ChunkHooks:
         return (self.origins[w] - self.origins[w + 1]) / self.xy_std
 
     def refine(self, x0: torch.Tensor) -> torch.Tensor:
-        # Known values are not written in here: the network's own view of the pinned frames
-        # is what tells the final easing (apply_targets) how far it must bend the motion.
+        # Known values are not written in here: inpainting (project) imposes them, and the final
+        # easing (apply_targets) bends the free frames next to them to meet them exactly.
         x0 = x0.float()
         h = self.hop
         for w in range(x0.shape[0] - 1):
@@ -196,19 +196,25 @@ def stitch(windows: np.ndarray, hop: int) -> np.ndarray:
     return out
 
 
-def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_frames: int) -> np.ndarray:
-    """Write known values into (F, D) motion exactly and ease the free frames next to them."""
+def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_frames: int,
+                  prefix: int = 0) -> np.ndarray:
+    """Write known values into (F, D) motion exactly and ease the free frames next to them.
+
+    ``prefix``: the first frames are the part already made (a later chunk's start), which the
+    network continues; there its own prediction is trusted (see :func:`~inference.constraints.ease_vectors`).
+    """
     x = x.copy()
+    trusted = np.arange(len(x)) < prefix
     for j in range(sk.NUM_JOINTS):
         cols = mo.rotation_dims(j)
         m = mask[:, cols.start]
         if m.any():
-            q = ease_rotations(_to_quat(x[:, cols]), _to_quat(values[:, cols]), m, seam_frames)
+            q = ease_rotations(_to_quat(x[:, cols]), _to_quat(values[:, cols]), m, seam_frames, trusted)
             x[:, cols] = _quat_to_rot6d(q)
             x[m, cols] = values[m, cols]  # bit-exact, not via quaternions
     for c in range(mo.ROOT.start, mo.ROOT.stop):
         if mask[:, c].any():
-            x[:, c] = ease_vectors(x[:, c], values[:, c], mask[:, c], seam_frames)
+            x[:, c] = ease_vectors(x[:, c], values[:, c], mask[:, c], seam_frames, trusted)
     contact_mask = mask[:, mo.CONTACTS]
     x[:, mo.CONTACTS] = np.where(contact_mask, values[:, mo.CONTACTS], x[:, mo.CONTACTS])
     return x
@@ -295,6 +301,6 @@ def sample_dance(
         # The last prediction is relative to the origins its input was expressed in.
         windows = model.denormalize_motion(x0.float()).double().cpu().numpy()
         windows[..., mo.ROOT_XY] += hooks.origins.double().cpu().numpy()[:, None, :]
-        chunk_motion = apply_targets(stitch(windows, hop), values, mask, config.seam_frames)
+        chunk_motion = apply_targets(stitch(windows, hop), values, mask, config.seam_frames, hop if c > 0 else 0)
         out[first:last] = chunk_motion
     return out[:num_frames].astype(np.float32)

@@ -29,7 +29,7 @@ from ..inference.errors import M2DError
 ROTATION_PATH = 'pose.bones["{}"].rotation_quaternion'
 LOCATION_PATH = 'pose.bones["{}"].location'
 ROOT = sk.JOINT_NAMES[0]
-_LINEAR = 1  # index of 'LINEAR' in Keyframe.interpolation's enum
+LINEAR = 1  # index of 'LINEAR' in Keyframe.interpolation's enum
 
 
 # ----------------------------------------------------------------------------- numbers only
@@ -59,6 +59,25 @@ def pose_channels(smpl_poses, smpl_trans, bone_rest: np.ndarray, pelvis_head: np
     return quats, loc
 
 
+def smpl_from_channels(quats, loc, bone_rest: np.ndarray, pelvis_head: np.ndarray):
+    """The inverse of :func:`pose_channels`: (F, 24, 4) pose-bone quaternions and (F, 3) root
+    locations -> SMPL axis-angle (F, 72) and root positions (F, 3), float64.
+
+    ``R_j = C^T B_j P_j B_j^T C`` (j > 0), ``R_0 = B_0 P_0 B_0^T C``, ``trans = B_0 loc + head_0``.
+    Quaternions need not be unit length (F-curves between keys are not); Blender normalises them too.
+    """
+    frames = len(quats)
+    c = sk.Y_UP_TO_Z_UP
+    b = np.asarray(bone_rest, np.float64)
+    local = sk.quat_to_matrix(np.asarray(quats, np.float64))  # (F, 24, 3, 3)
+    world_delta = b[None] @ local @ np.swapaxes(b, -1, -2)[None]
+    rot = c.T @ world_delta @ c
+    rot[:, 0] = world_delta[:, 0] @ c
+    poses = sk.matrix_to_axis_angle(rot).reshape(frames, sk.NUM_JOINTS * 3)
+    trans = np.asarray(loc, np.float64) @ b[0].T + pelvis_head
+    return poses, trans
+
+
 # ----------------------------------------------------------------------------- Blender data
 
 
@@ -76,7 +95,7 @@ def _set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     co = np.empty(2 * n, np.float32)
     co[0::2], co[1::2] = frames, values
     points.foreach_set("co", co)
-    points.foreach_set("interpolation", np.full(n, _LINEAR, np.int32))
+    points.foreach_set("interpolation", np.full(n, LINEAR, np.int32))
     fcurve.update()
 
 
@@ -172,6 +191,145 @@ class ActionWriter:
         action = bpy.data.actions.get(self._name)
         if action is not None and action.session_uid == self._uid:
             bpy.data.actions.remove(action)
+
+
+# Every stored field of a keyframe, with its foreach type and numbers per key.
+KEY_FIELDS = (("co", np.float32, 2), ("handle_left", np.float32, 2), ("handle_right", np.float32, 2),
+              ("interpolation", np.int32, 1), ("easing", np.int32, 1), ("handle_left_type", np.int32, 1),
+              ("handle_right_type", np.int32, 1), ("type", np.int32, 1), ("back", np.float32, 1),
+              ("amplitude", np.float32, 1), ("period", np.float32, 1))
+CURVE_SETTINGS = ("extrapolation", "color_mode", "color", "auto_smoothing", "mute", "hide", "lock")
+
+
+def read_keys(fcurve) -> dict:
+    """All keyframes of ``fcurve`` as arrays (bulk reads)."""
+    n = len(fcurve.keyframe_points)
+    out = {}
+    for name, dtype, width in KEY_FIELDS:
+        out[name] = np.empty(n * width, dtype)
+        fcurve.keyframe_points.foreach_get(name, out[name])
+    return out
+
+
+def key_frames(keys: dict) -> np.ndarray:
+    return keys["co"][0::2]
+
+
+def select_keys(keys: dict, chosen: np.ndarray) -> dict:
+    """The keys where the (K,) boolean ``chosen`` is true."""
+    return {name: keys[name].reshape(-1, width)[chosen].reshape(-1) for name, _, width in KEY_FIELDS}
+
+
+def join_keys(*parts: dict) -> dict:
+    """Keys of several parts, in time order."""
+    joined = {name: np.concatenate([p[name] for p in parts]) for name, _, _ in KEY_FIELDS}
+    order = np.argsort(key_frames(joined), kind="stable")
+    return select_keys(joined, order)
+
+
+def write_keys(fcurve, keys: dict) -> None:
+    """Append keys to ``fcurve`` exactly as given (no handle recalculation: copies stay bit for bit)."""
+    n = len(keys["co"]) // 2
+    fcurve.keyframe_points.add(n)
+    for name, _, _ in KEY_FIELDS:
+        fcurve.keyframe_points.foreach_set(name, keys[name])
+
+
+def linear_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> dict:
+    """Linear keys as :func:`_set_keys` makes them (Blender's own handles), via the empty ``fcurve``."""
+    _set_keys(fcurve, frames, values)
+    keys = read_keys(fcurve)
+    fcurve.keyframe_points.clear()
+    return keys
+
+
+class SplicedTakeWriter(ActionWriter):
+    """A new take made from a source take: its keys outside frames ``first..last`` copied bit for bit
+    (positions, handles, interpolation, easing, key types), every other F-curve of it copied whole, and
+    the new keys on ``first..last`` (every frame, linear).
+
+    Where a sparse source has no key on ``first - 1`` (or ``last + 1``) but keys beyond it, a linear key
+    holding the source's value there is added, so the motion outside the range stays the source's.
+    Without a source the take holds the new keys only.
+    """
+
+    def __init__(self, name: str, slot_name: str, keys: Keys, source=None):
+        super().__init__(name, slot_name, keys)
+        self._source = None if source is None else (source.name, source.session_uid)
+        generated = [(ROTATION_PATH.format(b), i) for b in sk.JOINT_NAMES for i in range(4)]
+        generated[4:4] = [(LOCATION_PATH.format(ROOT), i) for i in range(3)]  # after the pelvis rotation
+        self._generated = set(generated)
+        existing = [(fc.data_path, fc.array_index) for fc in action_channels(source)] if source else []
+        self._items = existing + [g for g in generated if g not in set(existing)]
+        self._next = 0
+        self._groups = {}
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self._items)
+
+    def source(self):
+        import bpy
+
+        if self._source is None:
+            return None
+        action = bpy.data.actions.get(self._source[0])
+        if action is None or action.session_uid != self._source[1]:
+            raise M2DError("The take being regenerated was removed (by Undo?) before the new one was finished. "
+                           "Nothing was changed; regenerate again.")
+        return action
+
+    def _values(self, path: str, index: int) -> np.ndarray:
+        if path == LOCATION_PATH.format(ROOT):
+            return self.keys.loc[:, index]
+        bone = path[len('pose.bones["'):-len('"].rotation_quaternion')]
+        return self.keys.quats[:, sk.JOINT_INDEX[bone], index]
+
+    def _group(self, channels, name: str):
+        if name not in self._groups:
+            self._groups[name] = channels.groups.new(name)
+        return self._groups[name]
+
+    def step(self, budget: float | None = None) -> bool:
+        action, source = self.action(), self.source()
+        channels = action.layers[0].strips[0].channelbag(action.slots[0], ensure=True)
+        old = {(fc.data_path, fc.array_index): fc for fc in action_channels(source)} if source else {}
+        frames, started = self.keys.frames, time.perf_counter()
+        first, last = float(frames[0]), float(frames[-1])
+        while not self.done:
+            path, index = self._items[self._next]
+            src = old.get((path, index))
+            fc = channels.fcurves.new(path, index=index)
+            group = src.group.name if src is not None and src.group is not None else None
+            if group is None and (path, index) in self._generated:
+                group = path.split('"')[1]  # the bone's name
+            if group:
+                fc.group = self._group(channels, group)
+            if src is not None:
+                for setting in CURVE_SETTINGS:
+                    setattr(fc, setting, getattr(src, setting))
+            if (path, index) not in self._generated:
+                write_keys(fc, read_keys(src))
+            else:
+                parts = [linear_keys(fc, frames, self._values(path, index))]
+                if src is not None:
+                    kept = read_keys(src)
+                    at = key_frames(kept)
+                    parts.append(select_keys(kept, (at < first) | (at > last)))
+                    for edge, beyond in ((first - 1, at < first - 1), (last + 1, at > last + 1)):
+                        if beyond.any() and not np.any(np.abs(at - edge) < 1e-4):
+                            parts.append(linear_keys(fc, np.array([edge]), np.array([src.evaluate(edge)])))
+                write_keys(fc, join_keys(*parts))
+            self._next += 1
+            if budget is not None and time.perf_counter() - started > budget:
+                break
+        if self.done:
+            lo, hi = first, last
+            if source is not None:
+                lo, hi = min(lo, source.frame_range[0]), max(hi, source.frame_range[1])
+            action.use_frame_range = True
+            action.frame_start, action.frame_end = lo, hi
+        return self.done
 
 
 def write_action(obj, name: str, frames, quats: np.ndarray, loc: np.ndarray):

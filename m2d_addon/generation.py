@@ -240,11 +240,8 @@ class Generation:
     """Seconds of key writing per timer tick."""
 
     def __init__(self, plan: Plan, python_path: str):
-        from .jobs import SESSION
-
-        self.session, self.plan, self.python_path = SESSION, plan, python_path
+        self._init_state(plan, python_path)
         self.steps = [("generate", "", plan.request)]
-        self.body_path = None
         if plan.smpl_model:
             stat = os.stat(plan.smpl_model)
             key = hashlib.sha1(f"{os.path.abspath(plan.smpl_model)}|{stat.st_mtime_ns}|{stat.st_size}".encode())
@@ -252,6 +249,14 @@ class Generation:
             if not self.body_path.is_file():
                 self.steps.append(("smpl_mesh", "Reading the SMPL body…",
                                    {"model": plan.smpl_model, "output": str(self.body_path)}))
+
+    def _init_state(self, plan, python_path: str) -> None:
+        """The state every phase starts from (shared with :class:`~.regenerate.EditGeneration`)."""
+        from .jobs import SESSION
+
+        self.session, self.plan, self.python_path = SESSION, plan, python_path
+        self.steps: list = []
+        self.body_path = None
         self.results: list[dict] = []
         self.keys: bridge.Keys | None = None
         self.writer: bridge.ActionWriter | None = None

@@ -1,4 +1,4 @@
-"""Settings: ``Scene.m2d`` (what to generate) and ``Object.m2d`` (an armature's takes).
+"""Settings: ``Scene.m2d`` (what to generate) and ``Object.m2d`` (an armature's takes and pins).
 
 Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
 
@@ -9,11 +9,11 @@ Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
 """
 
 import bpy
-from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
-                       PointerProperty, StringProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
+                       IntProperty, PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-from . import bridge
+from . import bridge, pins
 
 
 def sound_strips(scene) -> list:
@@ -83,6 +83,16 @@ class M2D_PG_settings(PropertyGroup):
         ),
         default="auto",
     )
+    edit_start: IntProperty(name="Start", description="First frame that Regenerate Range samples again",
+                            default=1)
+    edit_end: IntProperty(name="End", description="Last frame that Regenerate Range samples again", default=60)
+    variations: IntProperty(name="Variations", description="How many alternatives Variations makes (seeds "
+                                                           "Seed, Seed + 1, …)", default=3, min=1, max=32)
+    variation_mode: EnumProperty(name="Of", description="What each variation samples", items=pins.EDIT_MODES,
+                                 default="RANGE")
+    pin_markers: StringProperty(name="Pin Markers", description="The timeline markers that show pins "
+                                                                "(made and removed by Music2Dance)",
+                                options={"HIDDEN"})
     target: EnumProperty(
         name="Armature",
         description="Which armature receives the dance",
@@ -107,17 +117,52 @@ class M2D_PG_take(PropertyGroup):
     action: PointerProperty(name="Action", description="The take's action", type=bpy.types.Action)
 
 
+def _pin_changed(self, context):
+    pins.refresh(self.id_data)
+
+
+class M2D_PG_pin(PropertyGroup):
+    """What the animator keeps when the dance is sampled again (see :mod:`.pins`)."""
+
+    name: StringProperty(name="Name", description="The pin's name (its timeline markers carry it)",
+                         update=_pin_changed)
+    enabled: BoolProperty(name="Enabled", description="Met when regenerating; disabled pins are kept but "
+                                                      "ignored", default=True, update=_pin_changed)
+    kind: EnumProperty(name="Kind", description="What the pin keeps", items=pins.KINDS, default="POSE",
+                       update=_pin_changed)
+    frame_start: IntProperty(name="Start", description="The pose's frame, or the first frame of the range",
+                             update=_pin_changed)
+    frame_end: IntProperty(name="End", description="The last frame of the range (not used by pose pins)",
+                           update=_pin_changed)
+    bones: StringProperty(name="Bones", description="SMPL bones whose rotations a Bones pin keeps, separated "
+                                                    "by commas (group names such as legs work too)",
+                          update=_pin_changed)
+    horizontal_only: BoolProperty(name="Floor Only", description="Root Path pins: keep only the path on the "
+                                                                 "floor (x and y); the height is free")
+    action: PointerProperty(name="Take", description="The take whose animation a range pin keeps",
+                            type=bpy.types.Action)
+    pose: FloatVectorProperty(name="Pose", description="Pose pins: the bones' rotation quaternions, SMPL order",
+                              size=(24, 4))
+    location: FloatVectorProperty(name="Root Location", description="Pose pins: the root bone's location",
+                                  size=3)
+
+
 class M2D_PG_rig(PropertyGroup):
-    """An armature's takes: ``object.m2d``."""
+    """An armature's takes and pins: ``object.m2d``."""
 
     takes: CollectionProperty(name="Takes", description="Dances generated for this armature",
                               type=M2D_PG_take)
     active_take: IntProperty(name="Take", description="The take the armature plays; choose one to "
                                                       "switch to it", default=0, min=0, update=_use_take)
     is_dancer: BoolProperty(name="Dancer", description="Made by Music2Dance", default=False)
+    pins: CollectionProperty(name="Pins", description="What regenerating keeps", type=M2D_PG_pin)
+    active_pin: IntProperty(name="Pin", description="The pin selected in the list", default=0, min=0)
+    pin_bone_colors: StringProperty(name="Bone Colours", description="The bone colours that pinned bones had "
+                                                                    "(restored when unpinned)",
+                                    options={"HIDDEN"})
 
 
-classes = (M2D_PG_settings, M2D_PG_take, M2D_PG_rig)
+classes = (M2D_PG_settings, M2D_PG_take, M2D_PG_pin, M2D_PG_rig)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

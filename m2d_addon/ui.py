@@ -1,9 +1,9 @@
-"""The "Dance" tab of the 3D viewport's sidebar: music, settings, Generate Dance, takes, FBX export."""
+"""The "Dance" tab of the 3D viewport's sidebar: music, settings, Generate Dance, takes, pins, edits, FBX export."""
 
 import bpy
 from bpy.types import Panel, UIList
 
-from . import fbx, generation
+from . import fbx, generation, pins, regenerate
 from .jobs import SESSION
 from .props import chosen_strip, sound_strips
 
@@ -69,7 +69,15 @@ class M2D_UL_takes(UIList):
         info = action.get("music2dance")
         layout.label(text=action.name, icon="ACTION")
         if info is not None:
-            layout.label(text=f"seed {info.get('seed')} · {info.get('frame_start')}-{info.get('frame_end')}")
+            mode = info.get("mode")
+            if mode == "RANGE":
+                first, last = info.get("regenerated", (0, 0))
+                what = f"{first}-{last} again"
+            elif mode:
+                what = mode.lower()
+            else:
+                what = f"{info.get('frame_start')}-{info.get('frame_end')}"
+            layout.label(text=f"seed {info.get('seed')} · {what}")
 
 
 class VIEW3D_PT_m2d_takes(Panel):
@@ -88,7 +96,100 @@ class VIEW3D_PT_m2d_takes(Panel):
         obj = fbx.dancer_of(context.active_object)
         row = self.layout.row()
         row.template_list("M2D_UL_takes", "", obj.m2d, "takes", obj.m2d, "active_take", rows=3)
-        row.operator("m2d.remove_take", text="", icon="REMOVE")
+        col = row.column(align=True)
+        col.operator("m2d.remove_take", text="", icon="REMOVE")
+        col.operator("m2d.switch_take", text="", icon="TRIA_UP").step = -1
+        col.operator("m2d.switch_take", text="", icon="TRIA_DOWN").step = 1
+
+
+class M2D_UL_pins(UIList):
+    """The pins of an armature: name (editable), what it keeps, on/off."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        icons = {"POSE": "ARMATURE_DATA", "BONES": "BONE_DATA", "ROOT": "CON_FOLLOWPATH", "KEEP": "LOCKED"}
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.prop(item, "name", text="", emboss=False, icon=icons.get(item.kind, "PINNED"))
+        row.label(text=pins.describe(item))
+
+
+class VIEW3D_PT_m2d_pins(Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Dance"
+    bl_label = "Pins"
+    bl_parent_id = "VIEW3D_PT_m2d_dance"
+
+    @classmethod
+    def poll(cls, context):
+        obj = fbx.dancer_of(context.active_object)
+        return obj is not None and obj.type == "ARMATURE"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = fbx.dancer_of(context.active_object)
+        row = layout.row(align=True)
+        for kind, label, _ in pins.KINDS:
+            row.operator("m2d.pin_add", text=label).kind = kind
+        if not len(obj.m2d.pins):
+            layout.label(text="Pose or key the dancer, then pin what must stay", icon="INFO")
+            return
+        row = layout.row()
+        row.template_list("M2D_UL_pins", "", obj.m2d, "pins", obj.m2d, "active_pin", rows=3)
+        col = row.column(align=True)
+        col.operator("m2d.pin_remove", text="", icon="REMOVE")
+        col.operator("m2d.pin_update", text="", icon="FILE_REFRESH")
+        if 0 <= obj.m2d.active_pin < len(obj.m2d.pins):
+            pin = obj.m2d.pins[obj.m2d.active_pin]
+            col = layout.column(align=True)
+            col.use_property_split = True
+            col.prop(pin, "kind")
+            col.prop(pin, "frame_start", text="Frame" if pin.kind == "POSE" else "Start")
+            if pin.kind != "POSE":
+                col.prop(pin, "frame_end")
+                col.prop(pin, "action")
+            if pin.kind == "BONES":
+                col.prop(pin, "bones")
+            if pin.kind == "ROOT":
+                col.prop(pin, "horizontal_only")
+        layout.operator("m2d.export_constraints", icon="EXPORT")
+
+
+class VIEW3D_PT_m2d_edit(Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Dance"
+    bl_label = "Regenerate"
+    bl_parent_id = "VIEW3D_PT_m2d_dance"
+
+    @classmethod
+    def poll(cls, context):
+        obj = fbx.dancer_of(context.active_object)
+        return obj is not None and obj.type == "ARMATURE"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.m2d
+        col = layout.column(align=True)
+        col.use_property_split = True
+        col.prop(settings, "edit_start")
+        col.prop(settings, "edit_end")
+        busy = SESSION.running
+        row = layout.row(align=True)
+        row.enabled = not busy
+        row.operator("m2d.regenerate", text="Range", icon="FILE_REFRESH").mode = "RANGE"
+        row.operator("m2d.regenerate", text="Unpinned", icon="PINNED").mode = "UNPINNED"
+        row = layout.row(align=True)
+        row.enabled = not busy
+        row.operator("m2d.inbetween", icon="IPO_BEZIER")
+        row = layout.row(align=True)
+        row.enabled = not busy
+        row.prop(settings, "variations", text="")
+        row.prop(settings, "variation_mode", text="")
+        row.operator("m2d.variations", text="Variations", icon="DUPLICATE").mode = settings.variation_mode
+        reason = regenerate.why_not(context)
+        if reason and not busy:
+            layout.label(text=reason, icon="INFO")
 
 
 class VIEW3D_PT_m2d_export(Panel):
@@ -105,5 +206,6 @@ class VIEW3D_PT_m2d_export(Panel):
             col.operator("m2d.export_fbx", text=f"FBX for {label}", icon="EXPORT").preset = key
 
 
-classes = (VIEW3D_PT_m2d_dance, M2D_UL_takes, VIEW3D_PT_m2d_takes, VIEW3D_PT_m2d_export)
+classes = (VIEW3D_PT_m2d_dance, M2D_UL_takes, VIEW3D_PT_m2d_takes, M2D_UL_pins, VIEW3D_PT_m2d_pins,
+           VIEW3D_PT_m2d_edit, VIEW3D_PT_m2d_export)
 register, unregister = bpy.utils.register_classes_factory(classes)

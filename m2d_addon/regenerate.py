@@ -1,0 +1,415 @@
+"""Regenerate, in-between and variations: sample again around the pins, as new takes.
+
+Like Generate Dance (:mod:`.generation`), in phases that change nothing until the
+last: the plan reads the scene (the current take, the pins, the music) and
+writes the engine's constraints file; the worker samples one dance per seed; the
+new keys are computed on a thread and written into new, unassigned actions a
+slice at a time; only :func:`apply` gives them to the armature as takes.
+
+Modes:
+
+* ``RANGE`` — frames ``a..b`` are sampled again. The engine hears the music from
+  up to one model window before ``a`` to one after ``b`` (within the take and the
+  strip) with the source take pinned there, so the new motion joins it; the new
+  take holds the source's keys outside ``a..b`` bit for bit.
+* ``UNPINNED`` — the take's whole span (within the strip) is sampled again around the pins.
+* ``INBETWEEN`` — a dance through the poses keyed on the armature (every frame with a
+  key on an SMPL bone becomes a pose pin), over the frames Generate Dance would use.
+
+The enabled pins of the armature are met in every mode (in ``RANGE`` mode, their
+part inside ``a..b``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..inference.config import CONFIG_FILE, M2DConfig
+from ..inference.errors import M2DError
+from . import bridge, fbx, generation, pins, rig, timing
+from .common import preferences, user_dir
+from .generation import TAKE_NAME, add_take, sound_path, weights_path
+from .props import chosen_strip, sound_strips
+
+MODES = pins.EDIT_MODES
+
+
+@dataclass
+class EditPlan:
+    """Everything an edit needs, captured when it is asked for."""
+
+    mode: str
+    target_name: str
+    source_name: str | None  # the take edited (None: an armature without animation, in-betweening)
+    strip_name: str
+    audio_path: str
+    timing: timing.StripTiming
+    span: timing.FramePlan  # the music the engine hears
+    written: tuple  # (first, last) scene frames the new takes get from the engine
+    overrides: pins.Overrides
+    rest: np.ndarray
+    pelvis: np.ndarray
+    requests: list  # one worker request per seed
+    pinned: int  # the armature's pins met (besides kept stretches and keyed poses)
+    temp_files: list = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r["seed"]) for r in self.requests]
+
+
+def take_frames(action) -> tuple[int, int]:
+    """The scene frames a take covers."""
+    info = action.get("music2dance")
+    if info is not None and "frame_start" in info and "frame_end" in info:
+        return int(info["frame_start"]), int(info["frame_end"])
+    lo, hi = action.frame_range
+    return int(math.floor(lo + 1e-6)), int(math.ceil(hi - 1e-6))
+
+
+def dancer(context):
+    """The active SMPL armature (or the armature of the active body mesh); M2DError saying why not."""
+    obj = fbx.dancer_of(context.active_object)
+    if obj is None:
+        rig.check_armature(context.active_object)  # raises with the reason
+    return obj
+
+
+def edit_target(context):
+    """The active armature and its current take (None when it has none)."""
+    obj = dancer(context)
+    action = obj.animation_data.action if obj.animation_data is not None else None
+    return obj, action
+
+
+def why_not(context) -> str | None:
+    """Why an edit cannot start now (cheap checks for buttons), or None."""
+    from .jobs import SESSION
+
+    if SESSION.running:
+        return "A dance is being generated; wait for it or press Cancel"
+    if not sound_strips(context.scene):
+        return "Add music to the Video Sequencer first (Add > Sound)"
+    try:
+        dancer(context)
+    except M2DError as exc:
+        return str(exc)
+    if context.mode not in ("OBJECT", "POSE"):
+        return "Switch to Object or Pose Mode"
+    return None
+
+
+def music_strip(context, action):
+    """The strip the take was made for when it is still there, else the chosen one."""
+    scene = context.scene
+    info = action.get("music2dance") if action is not None else None
+    if info is not None and info.get("strip"):
+        strip = next((s for s in sound_strips(scene) if s.name == info["strip"]), None)
+        if strip is not None:
+            return strip
+    strip = chosen_strip(scene)
+    if strip is None:
+        raise M2DError(f"There is no sound strip named '{scene.m2d.audio_strip}'.")
+    return strip
+
+
+def model_config(weights: str) -> M2DConfig:
+    path = Path(weights)
+    config = (path.with_name(CONFIG_FILE) if path.suffix == ".safetensors" else path / CONFIG_FILE)
+    try:
+        return M2DConfig.load(config)
+    except (OSError, ValueError) as exc:
+        raise M2DError(f"The model's settings {config} cannot be read ({exc}). Reinstall the model.") from None
+
+
+def _user_specs(obj, mode: str, lo: int, hi: int, strip_name: str) -> list:
+    specs = pins.enabled_specs(obj)
+    if mode == "RANGE":
+        return [c for c in (s.clipped(lo, hi) for s in specs) if c is not None]
+    for spec in specs:
+        if spec.first < lo or spec.last > hi:
+            raise M2DError(f"The pin '{spec.name}' (frames {spec.first}-{spec.last}) lies outside frames {lo}-{hi} "
+                           f"of the strip '{strip_name}' that are generated. Edit or disable the pin.")
+    return specs
+
+
+def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, count: int = 1) -> EditPlan:
+    """Check every input, read the pins and write the constraints file; raises M2DError with the reason."""
+    reason = why_not(context)
+    if reason:
+        raise M2DError(reason + ".")
+    if mode not in {m[0] for m in MODES}:
+        raise M2DError(f"Unknown mode {mode!r}; use one of {', '.join(m[0] for m in MODES)}.")
+    if not 1 <= count <= 32:
+        raise M2DError(f"Make 1 to 32 variations at a time; {count} were asked for.")
+    scene, settings, prefs = context.scene, context.scene.m2d, preferences(context)
+    obj, source = edit_target(context)
+    if source is None and mode != "INBETWEEN":
+        raise M2DError(f"The armature '{obj.name}' has no take yet. Generate a dance first, then regenerate "
+                       "parts of it.")
+    pins.check_quaternion_bones(obj)
+    strip = music_strip(context, source)
+    strip_timing = timing.strip_timing(strip, scene)
+    heard = (strip_timing.first_frame, strip_timing.last_frame)
+    weights = weights_path(prefs)
+    config = model_config(weights)
+
+    if mode == "INBETWEEN":
+        span = timing.plan_frames(strip_timing, strip.name, settings.range_mode == "STRIP",
+                                  settings.frame_start, settings.frame_end)
+        written = (span.first, span.last)
+        specs = _user_specs(obj, mode, *written, strip.name)
+        user_count = len(specs)
+        keyed = [f for f in pins.keyed_frames(source) if written[0] <= f <= written[1]] if source else []
+        if len(keyed) > max(8, (written[1] - written[0] + 1) // 2):
+            raise M2DError(f"'{source.name}' is keyed on {len(keyed)} of frames {written[0]}-{written[1]}: "
+                           "in-betweening goes through a few key poses. To sample a take again around its pins, "
+                           "use Regenerate.")
+        quats, loc = pins.sample_take(obj, source, keyed) if keyed else (None, None)
+        specs += [pins.PinSpec(f"key on frame {f}", f, f, list(range(24)), 3, pose=quats[i], location=loc[i])
+                  for i, f in enumerate(keyed)]
+        poses = {s.first for s in specs if s.is_pose}
+        if len(poses) < 2:
+            raise M2DError(f"Key two or more poses on '{obj.name}' (Pose Mode: pose, select the bones, press I) "
+                           f"on frames {written[0]}-{written[1]}, or add pose pins there; "
+                           f"found {len(poses)}.")
+    else:
+        take = take_frames(source)
+        lo, hi = max(take[0], heard[0]), min(take[1], heard[1])
+        if lo > hi:
+            raise M2DError(f"The take '{source.name}' (frames {take[0]}-{take[1]}) does not overlap the strip "
+                           f"'{strip.name}' (frames {heard[0]}-{heard[1]}). Move the strip or choose its take.")
+        if mode == "RANGE":
+            if frame_start > frame_end:
+                raise M2DError(f"The range starts at frame {frame_start}, after its end {frame_end}.")
+            if frame_start < lo or frame_end > hi:
+                raise M2DError(f"Frames {frame_start}-{frame_end} lie outside the take '{source.name}' on the "
+                               f"strip '{strip.name}' (frames {lo}-{hi}). Choose frames within them.")
+            context_frames = math.ceil(config.window_frames / config.fps * strip_timing.fps)
+            first, last = max(lo, frame_start - context_frames), min(hi, frame_end + context_frames)
+            written = (frame_start, frame_end)
+        else:
+            first, last = lo, hi
+            written = (lo, hi)
+        span = timing.plan_frames(strip_timing, strip.name, False, first, last)
+        specs = _user_specs(obj, mode, *written, strip.name)
+        user_count = len(specs)
+        if mode == "RANGE":
+            keep = [(span.first, frame_start - 1), (frame_end + 1, span.last)]
+            specs = [pins.PinSpec(f"the take outside frames {frame_start}-{frame_end}", a, b, list(range(24)), 3,
+                                  action=source) for a, b in keep if a <= b] + specs
+
+    fmap = pins.FrameMap(strip_timing, span.audio_start, config.fps, span.last)
+    constraints, overrides = pins.build(obj, specs, fmap, written, source)
+    rest, pelvis = bridge.bone_rest(obj)
+    temp = []
+    try:
+        constraints_path = None
+        if constraints:
+            fd, constraints_path = tempfile.mkstemp(prefix="pins-", suffix=".npz", dir=user_dir("work"))
+            os.close(fd)
+            temp.append(constraints_path)
+            constraints.save(constraints_path)
+        audio, audio_is_temporary = sound_path(strip)
+        if audio_is_temporary:
+            temp.append(audio)
+        requests = []
+        for i in range(count):
+            fd, output = tempfile.mkstemp(prefix="dance-", suffix=".npz", dir=user_dir("work"))
+            os.close(fd)
+            temp.append(output)
+            requests.append({
+                "audio": audio, "start": span.audio_start, "duration": span.audio_duration,
+                "seed": settings.seed + i, "steps": settings.steps, "guidance": settings.guidance,
+                "device": settings.device, "weights": weights, "constraints": constraints_path, "output": output,
+            })
+    except BaseException:
+        for path in temp:
+            Path(path).unlink(missing_ok=True)
+        raise
+    return EditPlan(mode=mode, target_name=obj.name, source_name=source.name if source else None,
+                    strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), timing=strip_timing,
+                    span=span, written=written, overrides=overrides, rest=rest, pelvis=pelvis, requests=requests,
+                    pinned=user_count, temp_files=temp)
+
+
+def prepare_keys(npz_path, plan: EditPlan) -> bridge.Keys:
+    """The new keys on the written frames (numbers only: runs on a thread)."""
+    frames = np.arange(plan.written[0], plan.written[1] + 1)
+    keys = bridge.prepare_keys(npz_path, frames, plan.timing.seconds_at(frames), plan.rest, plan.pelvis)
+    quats, loc = plan.overrides.apply(keys.quats, keys.loc, keys.trans)
+    return bridge.Keys(keys.frames, quats, loc, keys.rest, keys.pelvis, keys.poses, keys.trans, keys.audio_start)
+
+
+def apply(context, plan: EditPlan, actions: list):
+    """Give the new takes to the armature; the first becomes current. Returns (armature, first action)."""
+    obj = bpy.data.objects.get(plan.target_name)
+    if obj is None:
+        raise M2DError(f"The armature '{plan.target_name}' was removed while its takes were being made.")
+    rig.check_armature(obj)
+    rest, pelvis = bridge.bone_rest(obj)
+    if not (np.allclose(rest, plan.rest, atol=1e-5) and np.allclose(pelvis, plan.pelvis, atol=1e-6)):
+        raise M2DError(f"The rest pose of '{obj.name}' changed while its takes were being made. Nothing was "
+                       "changed; regenerate again.")
+    source = bpy.data.actions.get(plan.source_name) if plan.source_name else None
+    take = take_frames(source) if source is not None else plan.written
+    for action, request in zip(actions, plan.requests):
+        action["music2dance"] = {
+            "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(plan.span.audio_start),
+            "seed": int(request["seed"]), "steps": int(request["steps"]), "guidance": float(request["guidance"]),
+            "frame_start": int(min(take[0], plan.written[0])), "frame_end": int(max(take[1], plan.written[1])),
+            "fps": float(plan.timing.fps), "mode": plan.mode, "regenerated": list(plan.written),
+            "source": plan.source_name or "", "pins": int(plan.pinned),
+        }
+    for action in actions:
+        add_take(obj, action)
+    first = len(obj.m2d.takes) - len(actions)
+    obj.m2d.active_take = first  # assigns it
+    bridge.assign_action(obj, actions[0])
+    return obj, actions[0]
+
+
+class EditGeneration(generation.Generation):
+    """An edit in flight: the engine requests (one per seed), then the keys and the new takes."""
+
+    def __init__(self, plan: EditPlan, python_path: str):
+        self._init_state(plan, python_path)
+        n = len(plan.requests)
+        self.steps = [("generate", f"Variation {i + 1} of {n}…" if n > 1 else "", r)
+                      for i, r in enumerate(plan.requests)]
+        self.all_keys: list[bridge.Keys] | None = None
+        self.writers: list[bridge.SplicedTakeWriter] = []
+        self.actions = []
+
+    def _prepare_all(self) -> list:
+        return [prepare_keys(r["output"], self.plan) for r in self.results]
+
+    def _prepare_on_thread(self, _args=None) -> None:
+        try:
+            self._thread_outcome = self._prepare_all()
+        except Exception as exc:  # reported on the main thread
+            self._thread_outcome = exc
+
+    def _new_writer(self, keys) -> bridge.SplicedTakeWriter:
+        source = bpy.data.actions.get(self.plan.source_name) if self.plan.source_name else None
+        if self.plan.source_name and source is None:
+            raise M2DError(f"The take '{self.plan.source_name}' was removed while regenerating. Nothing was "
+                           "changed.")
+        writer = bridge.SplicedTakeWriter(TAKE_NAME, self.plan.target_name, keys, source)
+        self.writers.append(writer)
+        return writer
+
+    def poll(self) -> bool:
+        if self.error is not None:
+            return True
+        if not self.engine_done:
+            if not self.job.poll():
+                return False
+            if self.job.error is not None:
+                return True
+            self.results.append(self.job.result)
+            if not self.engine_done:
+                self.start()
+                return False
+        if self.all_keys is None:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._prepare_on_thread, daemon=True, name="m2d-edit-keys")
+                self._thread.start()
+            if self._thread.is_alive():
+                return False
+            outcome = self._thread_outcome
+            if isinstance(outcome, Exception):
+                self._failure = outcome if isinstance(outcome, M2DError) else M2DError(
+                    f"Could not read the engine's dance ({type(outcome).__name__}: {outcome}).")
+                return True
+            self.all_keys = outcome
+        try:
+            if not self.writers:
+                self._new_writer(self.all_keys[0])
+                return False
+            if not self.writers[-1].step(self.WRITE_BUDGET):
+                return False
+            if len(self.writers) < len(self.all_keys):
+                self._new_writer(self.all_keys[len(self.writers)])
+                return False
+            return True
+        except M2DError as exc:
+            self._failure = exc
+            return True
+
+    def wait(self, on_progress=None) -> None:
+        while not self.engine_done:
+            self.results.append(self.job.wait(on_progress))
+            if not self.engine_done:
+                self.start()
+        self.all_keys = self._prepare_all()
+        for keys in self.all_keys:
+            self._new_writer(keys).step()
+
+    def finish(self, context):
+        result = apply(context, self.plan, [w.action() for w in self.writers])
+        self.applied = True
+        self.actions = [w.action() for w in self.writers]
+        return result
+
+    def summary(self, obj, action) -> str:
+        a, b = self.plan.written
+        what = {"RANGE": f"frames {a}-{b} regenerated", "UNPINNED": f"frames {a}-{b} regenerated around "
+                f"{self.plan.pinned} pin{'s' if self.plan.pinned != 1 else ''}",
+                "INBETWEEN": f"in-between on frames {a}-{b}"}[self.plan.mode]
+        if len(self.actions) > 1:
+            names = ", ".join(x.name for x in self.actions)
+            return f"{len(self.actions)} variations on {obj.name} ({names}): {what} in {self.seconds:.1f} s"
+        return f"{action.name} on {obj.name}: {what} (seed {self.plan.seeds[0]}) in {self.seconds:.1f} s"
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not self.applied:
+            for writer in self.writers:
+                try:
+                    writer.discard()
+                except ReferenceError:
+                    pass
+        for path in self.plan.temp_files:
+            Path(path).unlink(missing_ok=True)
+        if self.session.generation is self:
+            self.session.generation = None
+
+
+def export_constraints(context, filepath: str) -> str:
+    """Write the enabled pins as an engine constraints file for the frames Generate Dance would use.
+
+    Returns the command line that generates with it.
+    """
+    scene, settings = context.scene, context.scene.m2d
+    obj, source = edit_target(context)
+    pins.check_quaternion_bones(obj)
+    strip = music_strip(context, source)
+    strip_timing = timing.strip_timing(strip, scene)
+    span = timing.plan_frames(strip_timing, strip.name, settings.range_mode == "STRIP",
+                              settings.frame_start, settings.frame_end)
+    config = model_config(weights_path(preferences(context)))
+    specs = _user_specs(obj, "UNPINNED", span.first, span.last, strip.name)
+    if not specs:
+        raise M2DError(f"'{obj.name}' has no enabled pins to export. Add pins first.")
+    fmap = pins.FrameMap(strip_timing, span.audio_start, config.fps, span.last)
+    constraints, _ = pins.build(obj, specs, fmap, (span.first, span.last))
+    path = bpy.path.abspath(filepath)
+    if not os.path.isdir(os.path.dirname(path) or "."):
+        raise M2DError(f"The folder of {path} does not exist.")
+    if not path.lower().endswith(".npz"):
+        path += ".npz"
+    constraints.save(path)
+    audio = bpy.path.abspath(strip.sound.filepath)
+    return (f"python -m inference generate \"{audio}\" -o dance.npz --start {span.audio_start:.6f} "
+            f"--duration {span.audio_duration:.6f} --seed {settings.seed} --constraints \"{path}\"")
