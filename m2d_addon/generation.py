@@ -319,13 +319,25 @@ class Generation:
         return bridge.bone_rest(bpy.data.objects[self.plan.target_name])
 
     def _prepare_args(self):
+        """What phase 2 needs from Blender, read on the main thread."""
         frames = self.plan.frames.frames
         rest, pelvis = self._rest()
         return self.results[0]["output"], frames, self.plan.timing.seconds_at(frames), rest, pelvis
 
-    def _prepare_on_thread(self, args) -> None:
+    def _make_keys(self, args):
+        """Phase 2, numbers only (runs on a thread): the engine's output as key values."""
+        return bridge.prepare_keys(*args)
+
+    def _write(self, budget: float | None) -> bool:
+        """Phase 3, one slice of at most ``budget`` seconds (all if None); True when every key is written."""
+        if self.writer is None:
+            self.writer = bridge.ActionWriter(TAKE_NAME, self.plan.target_name or rig.RIG_NAME, self.keys)
+            return False
+        return self.writer.step(budget)
+
+    def _make_keys_on_thread(self, args) -> None:
         try:
-            self._thread_outcome = bridge.prepare_keys(*args)
+            self._thread_outcome = self._make_keys(args)
         except Exception as exc:  # reported on the main thread
             self._thread_outcome = exc
 
@@ -344,7 +356,7 @@ class Generation:
                 return False
         if self.keys is None:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._prepare_on_thread, args=(self._prepare_args(),),
+                self._thread = threading.Thread(target=self._make_keys_on_thread, args=(self._prepare_args(),),
                                                 daemon=True, name="m2d-keys")
                 self._thread.start()
             if self._thread.is_alive():
@@ -356,10 +368,7 @@ class Generation:
                 return True
             self.keys = outcome
         try:
-            if self.writer is None:
-                self.writer = bridge.ActionWriter(TAKE_NAME, self.plan.target_name or rig.RIG_NAME, self.keys)
-                return False
-            return self.writer.step(self.WRITE_BUDGET)
+            return self._write(self.WRITE_BUDGET)
         except M2DError as exc:
             self._failure = exc
             return True
@@ -370,9 +379,9 @@ class Generation:
             self.results.append(self.job.wait(on_progress))
             if not self.engine_done:
                 self.start()
-        self.keys = bridge.prepare_keys(*self._prepare_args())
-        self.writer = bridge.ActionWriter(TAKE_NAME, self.plan.target_name or rig.RIG_NAME, self.keys)
-        self.writer.step()
+        self.keys = self._make_keys(self._prepare_args())
+        while not self._write(None):
+            pass
 
     def finish(self, context):
         """The last phase: give the take to its armature. Returns (armature, action)."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,18 +284,15 @@ class EditGeneration(generation.Generation):
         n = len(plan.requests)
         self.steps = [("generate", f"Variation {i + 1} of {n}…" if n > 1 else "", r)
                       for i, r in enumerate(plan.requests)]
-        self.all_keys: list[bridge.Keys] | None = None
+        self.keys: list[bridge.Keys] | None = None  # one set per seed
         self.writers: list[bridge.SplicedTakeWriter] = []
         self.actions = []
 
-    def _prepare_all(self) -> list:
-        return [prepare_keys(r["output"], self.plan) for r in self.results]
+    def _prepare_args(self):
+        return None
 
-    def _prepare_on_thread(self, _args=None) -> None:
-        try:
-            self._thread_outcome = self._prepare_all()
-        except Exception as exc:  # reported on the main thread
-            self._thread_outcome = exc
+    def _make_keys(self, _args) -> list:
+        return [prepare_keys(r["output"], self.plan) for r in self.results]
 
     def _new_writer(self, keys) -> bridge.SplicedTakeWriter:
         source = bpy.data.actions.get(self.plan.source_name) if self.plan.source_name else None
@@ -307,52 +303,12 @@ class EditGeneration(generation.Generation):
         self.writers.append(writer)
         return writer
 
-    def poll(self) -> bool:
-        if self.error is not None:
-            return True
-        if not self.engine_done:
-            if not self.job.poll():
-                return False
-            if self.job.error is not None:
+    def _write(self, budget: float | None) -> bool:
+        if not self.writers or self.writers[-1].step(budget):
+            if len(self.writers) == len(self.keys):
                 return True
-            self.results.append(self.job.result)
-            if not self.engine_done:
-                self.start()
-                return False
-        if self.all_keys is None:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._prepare_on_thread, daemon=True, name="m2d-edit-keys")
-                self._thread.start()
-            if self._thread.is_alive():
-                return False
-            outcome = self._thread_outcome
-            if isinstance(outcome, Exception):
-                self._failure = outcome if isinstance(outcome, M2DError) else M2DError(
-                    f"Could not read the engine's dance ({type(outcome).__name__}: {outcome}).")
-                return True
-            self.all_keys = outcome
-        try:
-            if not self.writers:
-                self._new_writer(self.all_keys[0])
-                return False
-            if not self.writers[-1].step(self.WRITE_BUDGET):
-                return False
-            if len(self.writers) < len(self.all_keys):
-                self._new_writer(self.all_keys[len(self.writers)])
-                return False
-            return True
-        except M2DError as exc:
-            self._failure = exc
-            return True
-
-    def wait(self, on_progress=None) -> None:
-        while not self.engine_done:
-            self.results.append(self.job.wait(on_progress))
-            if not self.engine_done:
-                self.start()
-        self.all_keys = self._prepare_all()
-        for keys in self.all_keys:
-            self._new_writer(keys).step()
+            self._new_writer(self.keys[len(self.writers)])
+        return False
 
     def finish(self, context):
         result = apply(context, self.plan, [w.action() for w in self.writers])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import bpy
@@ -58,3 +59,45 @@ def snapshot(scene=None) -> dict:
 
 def generate(**kwargs):
     return bpy.ops.m2d.generate(**kwargs)
+
+
+class Layout:
+    """Records a panel's layout calls; fails on unknown properties or operators."""
+
+    def __init__(self, calls):
+        self.__dict__["calls"] = calls
+
+    def __setattr__(self, name, value):
+        pass
+
+    def _sub(self, *args, **kwargs):
+        return Layout(self.calls)
+
+    row = column = box = split = _sub
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, f"{data} has no property {name!r}"
+        self.calls.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        module, op = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), op), idname
+        self.calls.append(("operator", idname))
+        return types.SimpleNamespace()
+
+    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs):
+        assert hasattr(bpy.types, list_type)
+        assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties
+        self.calls.append(("list", prop))
+
+    def label(self, **kwargs):
+        self.calls.append(("label", kwargs.get("text")))
+
+    def progress(self, **kwargs):
+        self.calls.append(("progress", kwargs.get("text")))
+
+
+def draw(panel_type, context):
+    calls = []
+    panel_type.draw(types.SimpleNamespace(layout=Layout(calls)), context)
+    return calls

@@ -15,7 +15,7 @@ import types
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import add_strip, generate, snapshot
+from addon_helpers import Layout, add_strip, draw, generate, snapshot
 
 from inference import editing as E
 from inference import skeleton as sk
@@ -446,7 +446,7 @@ def test_panel_path_ticks_to_the_same_takes(dancer, ext, prefs, scene):
     ticks = 0
     while (state := op.tick(bpy.context)) == {"PASS_THROUGH"}:
         ticks += 1
-        if run.all_keys is None:
+        if run.keys is None:
             assert snapshot() == before
         time.sleep(0.01)
     assert state == {"FINISHED"} and ticks > 2 * 27, ticks  # two takes, written curve by curve
@@ -474,7 +474,7 @@ def test_cancel_midway_leaves_the_source_take_intact_and_current(dancer, ext, pr
     source = dancer.animation_data.action
     run = ext.regenerate.EditGeneration(plan, prefs.python_path).start()
     run.WRITE_BUDGET = 0.0
-    while not run.engine_done or run.all_keys is None:  # until the keys are being written
+    while not run.engine_done or run.keys is None:  # until the keys are being written
         assert not run.poll()
         time.sleep(0.02)
     assert not run.poll()
@@ -593,58 +593,19 @@ def test_euler_bones_are_refused(dancer):
 # ----------------------------------------------------------------------------- panels
 
 
-class _Layout:
-    """Records layout calls; fails on unknown properties or operators (see test_ui.py)."""
-
-    def __init__(self, calls):
-        self.__dict__["calls"] = calls
-
-    def __setattr__(self, name, value):
-        pass
-
-    def _sub(self, *args, **kwargs):
-        return _Layout(self.calls)
-
-    row = column = box = split = _sub
-
-    def prop(self, data, name, **kwargs):
-        assert name in data.bl_rna.properties, f"{data} has no property {name!r}"
-        self.calls.append(("prop", name))
-
-    def operator(self, idname, **kwargs):
-        module, op = idname.split(".")
-        assert hasattr(getattr(bpy.ops, module), op), idname
-        self.calls.append(("operator", idname))
-        return type("Props", (), {})()
-
-    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs):
-        assert hasattr(bpy.types, list_type)
-        assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties
-        self.calls.append(("list", prop))
-
-    def label(self, **kwargs):
-        self.calls.append(("label", kwargs.get("text")))
-
-
-def _draw(panel_type):
-    calls = []
-    panel_type.draw(types.SimpleNamespace(layout=_Layout(calls)), bpy.context)
-    return calls
-
-
 def test_pin_and_edit_panels_draw(dancer, scene):
     assert bpy.types.VIEW3D_PT_m2d_pins.poll(bpy.context) and bpy.types.VIEW3D_PT_m2d_edit.poll(bpy.context)
-    calls = _draw(bpy.types.VIEW3D_PT_m2d_pins)
+    calls = draw(bpy.types.VIEW3D_PT_m2d_pins, bpy.context)
     assert [c for c in calls if c[0] == "operator"] == [("operator", "m2d.pin_add")] * 4
     assert bpy.ops.m2d.pin_add(kind="BONES", preset="LEGS", frame_start=10, frame_end=20) == {"FINISHED"}
-    calls = _draw(bpy.types.VIEW3D_PT_m2d_pins)
+    calls = draw(bpy.types.VIEW3D_PT_m2d_pins, bpy.context)
     assert ("list", "pins") in calls and ("operator", "m2d.pin_remove") in calls
     assert {"kind", "frame_start", "frame_end", "bones", "action"} <= {c[1] for c in calls if c[0] == "prop"}
-    calls = _draw(bpy.types.VIEW3D_PT_m2d_edit)
+    calls = draw(bpy.types.VIEW3D_PT_m2d_edit, bpy.context)
     ops = [c[1] for c in calls if c[0] == "operator"]
     assert ops == ["m2d.regenerate", "m2d.regenerate", "m2d.inbetween", "m2d.variations"]
     item_calls = []
-    bpy.types.M2D_UL_pins.draw_item(None, bpy.context, _Layout(item_calls), dancer.m2d, dancer.m2d.pins[0],
+    bpy.types.M2D_UL_pins.draw_item(None, bpy.context, Layout(item_calls), dancer.m2d, dancer.m2d.pins[0],
                                     0, dancer.m2d, "active_pin", 0)
     assert any(c[0] == "label" and c[1].endswith("10-20") for c in item_calls), item_calls
 
@@ -655,6 +616,6 @@ def test_pin_add_dialog_draws_what_the_kind_needs(dancer):
                            ("BONES", {"name", "frame_start", "frame_end", "preset", "bones"}),
                            ("ROOT", {"name", "frame_start", "frame_end", "horizontal_only"})):
         calls = []
-        fake = types.SimpleNamespace(layout=_Layout(calls), kind=kind, bl_rna=bpy.ops.m2d.pin_add.get_rna_type())
+        fake = types.SimpleNamespace(layout=Layout(calls), kind=kind, bl_rna=bpy.ops.m2d.pin_add.get_rna_type())
         op_type.draw(fake, bpy.context)
         assert {c[1] for c in calls if c[0] == "prop"} == expected, kind
