@@ -8,10 +8,26 @@ from .jobs import SESSION
 from .props import chosen_strip, sound_strips
 
 
-class VIEW3D_PT_m2d_dance(Panel):
+class _DanceTab:
+    """Where every panel of the extension lives: the 3D viewport's sidebar, "Dance" tab."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Dance"
+
+
+class _DancerPanel(_DanceTab):
+    """A sub-panel of the Dance panel about the dancer (the active armature or its mesh)."""
+
+    bl_parent_id = "VIEW3D_PT_m2d_dance"
+
+    @classmethod
+    def poll(cls, context):
+        obj = fbx.dancer_of(context.active_object)
+        return obj is not None and obj.type == "ARMATURE"
+
+
+class VIEW3D_PT_m2d_dance(_DanceTab, Panel):
     bl_label = "Music2Dance"
 
     def draw(self, context):
@@ -80,12 +96,8 @@ class M2D_UL_takes(UIList):
             layout.label(text=f"seed {info.get('seed')} · {what}")
 
 
-class VIEW3D_PT_m2d_takes(Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Dance"
+class VIEW3D_PT_m2d_takes(_DancerPanel, Panel):
     bl_label = "Takes"
-    bl_parent_id = "VIEW3D_PT_m2d_dance"
 
     @classmethod
     def poll(cls, context):
@@ -113,17 +125,8 @@ class M2D_UL_pins(UIList):
         row.label(text=pins.describe(item))
 
 
-class VIEW3D_PT_m2d_pins(Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Dance"
+class VIEW3D_PT_m2d_pins(_DancerPanel, Panel):
     bl_label = "Pins"
-    bl_parent_id = "VIEW3D_PT_m2d_dance"
-
-    @classmethod
-    def poll(cls, context):
-        obj = fbx.dancer_of(context.active_object)
-        return obj is not None and obj.type == "ARMATURE"
 
     def draw(self, context):
         layout = self.layout
@@ -155,17 +158,8 @@ class VIEW3D_PT_m2d_pins(Panel):
         layout.operator("m2d.export_constraints", icon="EXPORT")
 
 
-class VIEW3D_PT_m2d_edit(Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Dance"
+class VIEW3D_PT_m2d_edit(_DancerPanel, Panel):
     bl_label = "Regenerate"
-    bl_parent_id = "VIEW3D_PT_m2d_dance"
-
-    @classmethod
-    def poll(cls, context):
-        obj = fbx.dancer_of(context.active_object)
-        return obj is not None and obj.type == "ARMATURE"
 
     def draw(self, context):
         layout = self.layout
@@ -192,10 +186,7 @@ class VIEW3D_PT_m2d_edit(Panel):
             layout.label(text=reason, icon="INFO")
 
 
-class VIEW3D_PT_m2d_export(Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Dance"
+class VIEW3D_PT_m2d_export(_DanceTab, Panel):
     bl_label = "Export"
     bl_parent_id = "VIEW3D_PT_m2d_dance"
     bl_options = {"DEFAULT_CLOSED"}
