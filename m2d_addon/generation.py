@@ -396,16 +396,20 @@ class Generation:
         if self.job is not None and not self.job.finished:
             self.job.cancel()
 
+    def _writers(self) -> list:
+        return [self.writer] if self.writer is not None else []
+
     def close(self) -> None:
         """Forget temporary files and an unfinished take; the generation is over."""
         if self.closed:
             return
         self.closed = True
-        if self.writer is not None and not self.applied:
-            try:
-                self.writer.discard()
-            except ReferenceError:
-                pass
+        if not self.applied:
+            for writer in self._writers():
+                try:
+                    writer.discard()
+                except ReferenceError:
+                    pass
         for path in self.plan.temp_files:
             Path(path).unlink(missing_ok=True)
         if self.session.generation is self:

@@ -326,20 +326,8 @@ class EditGeneration(generation.Generation):
             return f"{len(self.actions)} variations on {obj.name} ({names}): {what} in {self.seconds:.1f} s"
         return f"{action.name} on {obj.name}: {what} (seed {self.plan.seeds[0]}) in {self.seconds:.1f} s"
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if not self.applied:
-            for writer in self.writers:
-                try:
-                    writer.discard()
-                except ReferenceError:
-                    pass
-        for path in self.plan.temp_files:
-            Path(path).unlink(missing_ok=True)
-        if self.session.generation is self:
-            self.session.generation = None
+    def _writers(self) -> list:
+        return self.writers
 
 
 def export_constraints(context, filepath: str) -> str:
