@@ -5,7 +5,9 @@
 Prints one metric table (``inference.evaluate``), then each bar of the model
 card with its measured value: beat alignment against held-out ground truth and
 against another song, PFC, foot skating, frozen stretches, NaN, determinism and
-diversity across seeds. Writes everything to ``out/quality/report.json``.
+diversity across seeds. Writes everything to ``out/quality/report.json``, with a
+stick-figure GIF and an image strip of the first held-out dance (``preview.gif``,
+``preview_strip.png``).
 
 Unheard music: the songs of the dances the preprocessing dropped (their motion
 never reached the cache) and the bundled demo track.
@@ -32,6 +34,7 @@ from inference.data.cache import DanceCache  # noqa: E402
 from inference.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
 from inference.features import features_from_file  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
+from inference.preview import write_gif, write_strip  # noqa: E402
 
 FROZEN_SECONDS = 2.0
 FROZEN_SPEED = 0.05
@@ -98,6 +101,11 @@ def main() -> None:
             unheard.append((seed, ev))
         print(f"  unheard {audio.parent.name if audio != demo else 'demo'}: {args.seeds} seeds "
               f"({time.monotonic() - started:.0f} s)", flush=True)
+
+    # A look at the first held-out dance, for the model card.
+    first = held_out[0]
+    write_gif(first.joints, out / "preview.gif", first.fps, max_seconds=10.0)
+    write_strip(first.joints, out / "preview_strip.png", first.fps, count=8, seconds=4.0)
 
     for ev in held_out + [ev for _, ev in unheard]:
         checks["dances"] += 1

@@ -83,3 +83,18 @@ def write_gif(joints: np.ndarray, path, fps: float, size: int = 320, max_seconds
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=int(round(1000 / PREVIEW_FPS)), loop=0, optimize=False)
     return path
+
+
+def write_strip(joints: np.ndarray, path, fps: float, count: int = 8, seconds: float = 4.0, size: int = 200) -> Path:
+    """Write a PNG of ``count`` poses side by side, evenly spread over the first ``seconds``. Atomic."""
+    from PIL import Image
+
+    path = Path(path)
+    images = render_frames(joints, fps, size=size, max_seconds=seconds)
+    picks = np.linspace(0, len(images) - 1, count).round().astype(int)
+    strip = Image.new("RGB", (size * count, size), (245, 245, 240))
+    for k, i in enumerate(picks):
+        strip.paste(images[i].convert("RGB"), (k * size, 0))
+    with atomic_path(path) as tmp:
+        strip.save(tmp, format="PNG")
+    return path

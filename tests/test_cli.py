@@ -46,6 +46,22 @@ def test_end_to_end_contract(song, tiny_weights, tmp_path, capsys):
         assert im.n_frames >= 80 and im.size == (320, 320)
 
 
+def test_preview_strip_shows_poses_side_by_side(tmp_path):
+    from PIL import Image
+
+    from inference.preview import write_strip
+
+    poses = np.zeros((120, 72), np.float32)
+    poses[:, 0] = np.pi / 2
+    poses[:, 16 * 3 + 2] = np.linspace(-1.2, 0.0, 120)  # the left arm comes down
+    joints = sk.joint_positions(poses, np.tile([0.0, 0.0, 0.95], (120, 1)).astype(np.float32))
+    path = write_strip(joints, tmp_path / "strip.png", 30, count=6, seconds=4.0, size=100)
+    with Image.open(path) as im:
+        assert im.size == (600, 100)
+        first, last = np.asarray(im.crop((0, 0, 100, 100))), np.asarray(im.crop((500, 0, 600, 100)))
+    assert (first != last).any()  # different poses drawn
+
+
 def test_same_seed_same_file(song, tiny_weights, tmp_path, capsys):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     generate(song, a, tiny_weights, capsys, "--duration", "3")
