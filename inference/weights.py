@@ -43,11 +43,17 @@ def _files(path) -> tuple[Path, Path]:
     return path / WEIGHTS_FILE, path / CONFIG_FILE
 
 
-def save_model(model: DanceDenoiser, directory) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed)."""
+def save_model(model: DanceDenoiser, directory, half: bool = False) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
+
+    ``half`` stores the learned parameters as float16 (half the file; they load as float32),
+    while buffers such as the motion statistics stay float32.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    params = {name for name, _ in model.named_parameters()}
+    tensors = {k: v.detach().to("cpu", torch.float16 if half and k in params else torch.float32).contiguous()
+               for k, v in model.state_dict().items()}
     weights_file, config_file = directory / WEIGHTS_FILE, directory / CONFIG_FILE
     with atomic_path(weights_file) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "music2dance"})

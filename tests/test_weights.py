@@ -19,6 +19,22 @@ def model_dir(tmp_path, tiny_weights):
     return d
 
 
+def test_half_file_loads_as_float32_with_exact_buffers(model_dir):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(2)
+    a = DanceDenoiser(TINY_CONFIG).eval()
+    save_model(a, model_dir, half=True)
+    stored = load_file(str(model_dir / WEIGHTS_FILE))
+    params = dict(a.named_parameters())
+    assert all(stored[k].dtype == (torch.float16 if k in params else torch.float32) for k in stored)
+    b = load_model(model_dir)
+    for k, v in b.state_dict().items():
+        assert v.dtype == torch.float32
+        expected = a.state_dict()[k].half().float() if k in params else a.state_dict()[k]
+        assert torch.equal(v, expected), k
+
+
 def test_round_trip_same_outputs(model_dir):
     torch.manual_seed(1)
     a = DanceDenoiser(TINY_CONFIG).eval()
