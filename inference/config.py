@@ -66,7 +66,7 @@ class M2DConfig:
     guidance: float = 2.0
     chunk_windows: int = 8
     """Windows denoised jointly at most; bounds memory for long songs."""
-    seam_frames: int = 8
+    seam_frames: int = 15
     """Frames over which a pinned value's offset is eased into the free motion."""
 
     # --- training ---

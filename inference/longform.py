@@ -20,7 +20,11 @@ shifts by sqrt(alpha_bar) times the clean shift).
 
 User pins (:class:`~inference.constraints.Constraints`) and the known prefix
 are imposed by EDGE's inpainting at every step, and exactly at the end with
-their borders eased (:func:`~inference.constraints.ease_rotations`).
+their borders eased (:func:`~inference.constraints.ease_rotations`). The
+user's pins are also eased into every step's clean prediction (as MDM's
+editing overwrites the known part of x_0), so the network sees a dance that
+already passes through each pin and smooths the approach itself; inpainting
+alone barely moves the frames around a lone pinned pose.
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ class _ChunkHooks:
     """
 
     def __init__(self, model: DanceDenoiser, known: torch.Tensor, mask: torch.Tensor,
-                 origins: torch.Tensor, hop: int, generator: torch.Generator):
+                 origins: torch.Tensor, hop: int, generator: torch.Generator,
+                 pins: np.ndarray, pin_mask: np.ndarray):
         self.model = model
         self.known = known  # (W, T, D) metric, global root
         self.mask = mask  # (W, T, D) bool
@@ -112,6 +117,12 @@ class _ChunkHooks:
         self.xy_mean = model.motion_mean[mo.ROOT_XY]
         overlap = known.shape[1] - hop
         self.ramp = ((torch.arange(overlap, device=known.device) + 0.5) / overlap)[:, None]  # (overlap, 1)
+        # The user's pins over the chunk as one sequence (metric, global root), for easing predictions.
+        self.pins = pins  # (F, D)
+        self.pull_frames = model.config.seam_frames
+        columns, which = np.unique(pin_mask.T, axis=0, return_inverse=True)
+        self.groups = [(np.flatnonzero(which.ravel() == g), columns[g]) for g in range(len(columns))
+                       if columns[g].any()]
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
@@ -135,7 +146,32 @@ class _ChunkHooks:
             x0[w + 1, :h] = blended
             x0[w, h:] = blended
             x0[w, h:, mo.ROOT_XY] -= self._offset(w)
-        return x0
+        return self.pull_toward_known(x0) if self.groups else x0
+
+    def pull_toward_known(self, x0: torch.Tensor) -> torch.Tensor:
+        """Ease the prediction toward the user's pins, as the final easing will (MDM-style editing).
+
+        Every prediction meets the pins and bends smoothly into them, so the
+        next step's network input already dances through the pins and the
+        network refines that, rather than inpainting only re-noised copies of
+        lone frames. Rotations are eased in their 6D coordinates here (the
+        exact, quaternion easing is done once at the end).
+        """
+        count, length, dim = x0.shape
+        h = self.hop
+        origins = self.origins.double().cpu().numpy()[:, None, :]
+        windows = self.model.denormalize_motion(x0.float()).double().cpu().numpy()
+        windows[..., mo.ROOT_XY] += origins
+        seq = np.empty((h * (count - 1) + length, dim))
+        for w in range(count):  # overlaps agree after the crossfade
+            seq[w * h:w * h + length] = windows[w]
+        for cols, col_mask in self.groups:
+            seq[:, cols] = ease_vectors(seq[:, cols], self.pins[:, cols], col_mask, self.pull_frames)
+        for w in range(count):
+            windows[w] = seq[w * h:w * h + length]
+        windows[..., mo.ROOT_XY] -= origins
+        out = self.model.normalize_motion(torch.as_tensor(windows, dtype=torch.float32, device=x0.device))
+        return out.to(x0.dtype)
 
     def chain_origins(self, x0: torch.Tensor) -> torch.Tensor:
         """Origins implied by the prediction: window w+1 starts where window w is at frame ``hop``.
@@ -286,7 +322,8 @@ def sample_dance(
             cond = model.music_context(tokens)
             uncond = model.music_context(model.null_tokens(len(chunk), length))
         denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat)
-        hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator)
+        hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator,
+                            targets.values[first:last], targets.mask[first:last])
         x = torch.randn((len(chunk), length, config.motion_dim), generator=generator).to(device)
         if known_mask.any():
             x = inpaint(x, hooks.local_known(), hooks.mask, float(alpha_bar[timesteps[0]]), generator)

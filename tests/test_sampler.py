@@ -168,6 +168,49 @@ def test_pins_with_the_oracle_are_met_and_eased():
     assert np.allclose(out.smpl_trans[:150, 0], truth.smpl_trans[:150, 0], atol=1e-5)  # far from pins: untouched
 
 
+def test_every_prediction_is_eased_into_the_pins():
+    """Each step's clean prediction meets the pins and bends into them; overlaps still agree."""
+    from inference.longform import Targets, _ChunkHooks
+
+    torch.manual_seed(0)
+    model = DanceDenoiser(TINY_CONFIG).eval()
+    plan = plan_windows(300, TINY_CONFIG.window_frames)
+    h, length, count = plan.hop, plan.window, len(plan.starts)
+    c = Constraints.empty(300)
+    pose = np.full(72, 0.4)
+    c.pin_pose([120], pose[None], np.array([[0.3, -0.2, 0.9]]))
+    targets = Targets.from_constraints(c, plan, TINY_CONFIG.motion_dim)
+    index = np.asarray(plan.starts)[:, None] + np.arange(length)[None, :]
+    origins = torch.tensor(np.random.default_rng(0).normal(size=(count, 2)), dtype=torch.float32)
+    hooks = _ChunkHooks(model, torch.as_tensor(targets.values[index], dtype=torch.float32),
+                        torch.as_tensor(targets.mask[index]), origins, h, torch.Generator().manual_seed(0),
+                        targets.values, targets.mask)
+    x0 = torch.randn(count, length, TINY_CONFIG.motion_dim)
+    no_pins = _ChunkHooks(model, hooks.known, hooks.mask, origins, h, hooks.generator,
+                          targets.values, np.zeros_like(targets.mask))
+    crossfaded = no_pins.refine(x0.clone())  # the crossfade alone, for comparison
+    out = hooks.refine(x0.clone())
+
+    def sequence(windows):
+        m = model.denormalize_motion(windows).double().numpy()
+        m[..., mo.ROOT_XY] += origins.double().numpy()[:, None, :]
+        return m
+
+    seq, ref = sequence(out), sequence(crossfaded)
+    for w in range(count - 1):  # window w's second half is window w+1's first half
+        np.testing.assert_allclose(seq[w, h:], seq[w + 1, :h], atol=1e-4)
+    at = [(w, 120 - s) for w, s in enumerate(plan.starts) if 0 <= 120 - s < length]
+    for w, f in at:
+        np.testing.assert_allclose(seq[w, f, mo.ROTATIONS], targets.values[120, mo.ROTATIONS], atol=1e-4)
+        np.testing.assert_allclose(seq[w, f, mo.ROOT], [0.3, -0.2, 0.9], atol=1e-4)
+    reach = TINY_CONFIG.seam_frames
+    for w, f in at:  # beyond the easing span the prediction is the crossfaded one
+        far = [g for g in range(length) if abs(g - f) > reach]
+        np.testing.assert_allclose(seq[w, far], ref[w, far], atol=1e-4)
+        near = f + 1 if f + 1 < length else f - 1
+        assert not np.allclose(seq[w, near], ref[w, near], atol=1e-4)  # bent toward the pin
+
+
 # ----------------------------------------------------------------------------- a real (tiny) model
 
 
