@@ -107,7 +107,9 @@ class DanceGenerator:
         )
         if progress:
             progress("finishing", 0, 1)
-        motion = settle(motion, music, self.config.fps)  # calm where the music is silent
+        # Calm where the music is silent; the path only stops if no root position is pinned.
+        motion = settle(motion, music, self.config.fps,
+                        hold_path=not (constraints and constraints.root_mask.any()))
         if not np.all(np.isfinite(motion)):
             raise M2DError("The model produced invalid numbers (NaN). The weights may be damaged; "
                            "try another seed, or reinstall the model.")

@@ -46,10 +46,13 @@ def silent_frames(music: np.ndarray, fps: float, n_mels: int = 128) -> np.ndarra
     return out
 
 
-def settle(x: np.ndarray, music: np.ndarray, fps: float, keep: np.ndarray | None = None) -> np.ndarray:
+def settle(x: np.ndarray, music: np.ndarray, fps: float, keep: np.ndarray | None = None,
+           hold_path: bool = True) -> np.ndarray:
     """Calm (N, motion_dim) metric motion over the silent stretches of (N, music_dim) features.
 
     ``keep`` (N, motion_dim) bool marks values that must not change (pins).
+    ``hold_path``: stop travelling in silence; this moves the later path as a
+    whole, so pass False when root positions are pinned.
     """
     quiet = silent_frames(music, fps)
     if not quiet.any():
@@ -68,6 +71,10 @@ def settle(x: np.ndarray, music: np.ndarray, fps: float, keep: np.ndarray | None
     q = sk.quat_slerp(qa, qb, np.broadcast_to(weight[:, None], qa.shape[:-1]))
     out[:, mo.ROTATIONS] = sk.matrix_to_rot6d(sk.quat_to_matrix(q)).reshape(len(x), -1)
     out[:, mo.CONTACTS] = np.where(weight[:, None] > 0.5, 1.0, x[:, mo.CONTACTS])  # settled feet rest
+    if hold_path:
+        xy = np.asarray(x, np.float64)[:, mo.ROOT_XY]
+        steps = np.diff(xy, axis=0) * (1.0 - weight[1:, None])
+        out[:, mo.ROOT_XY] = xy[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
     if keep is not None:
         out = np.where(keep, x, out)
     return out.astype(x.dtype)

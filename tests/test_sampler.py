@@ -300,6 +300,25 @@ def test_silence_gives_calm_finite_motion(generator, music):
     assert metrics.mean_joint_speed(calm.joints, 30).mean() < 0.5 * metrics.mean_joint_speed(dancing.joints, 30).mean()
 
 
+def test_silence_stops_the_travel_without_a_jump():
+    """A dancer walking steadily stops in a silent gap and walks on from there afterwards."""
+    from inference.silence import settle
+
+    n = 300
+    music = np.zeros((n, 35), np.float32)
+    music[120:210, 1] = -1131.37  # 3 s of digital silence
+    x = oracle_motion(np.arange(n))
+    x[:, mo.ROOT_XY] = np.stack([np.arange(n) / 30.0, np.zeros(n)], 1)  # 1 m/s along x
+    out = settle(x, music, 30)
+    step = np.diff(out[:, mo.ROOT.start])
+    assert np.abs(step[140:190]).max() < 1e-3  # stopped inside the silence
+    np.testing.assert_allclose(step[:100], 1 / 30, rtol=1e-3)  # walking before it...
+    np.testing.assert_allclose(step[240:], 1 / 30, rtol=1e-3)  # ...and after it, from where it stopped
+    assert step.max() <= 1 / 30 + 1e-5  # never faster than the walk: no catching up
+    held = settle(x, music, 30, hold_path=False)  # pinned root positions: the path is left alone
+    np.testing.assert_allclose(held[:, mo.ROOT_XY], x[:, mo.ROOT_XY], atol=1e-3)  # low-passed straight walk
+
+
 def test_music_that_stops_and_starts_again(generator, music):
     """A silent gap in a song: settled inside it, dancing on both sides, no jump at its edges."""
     from inference import metrics
