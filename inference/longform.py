@@ -142,7 +142,7 @@ class _ChunkHooks:
         for w in range(x0.shape[0] - 1):
             ahead = x0[w, h:].clone()  # window w's view of the overlap, in its coordinates
             ahead[:, mo.ROOT_XY] += self._offset(w)
-            blended = ahead + self.ramp * (x0[w + 1, :h] - ahead)  # window w+1 fades in
+            blended = self.crossfade(ahead, x0[w + 1, :h])  # window w+1 fades in
             x0[w + 1, :h] = blended
             x0[w, h:] = blended
             x0[w, h:, mo.ROOT_XY] -= self._offset(w)
@@ -173,6 +173,32 @@ class _ChunkHooks:
         out = self.model.normalize_motion(torch.as_tensor(windows, dtype=torch.float32, device=x0.device))
         return out.to(x0.dtype)
 
+    def crossfade(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Fade (overlap, D) normalised prediction ``a`` into ``b``: linearly, rotations as quaternions.
+
+        Two windows can disagree about a rotation (most often the root's
+        heading) by 90 degrees or more. A straight blend of their 6D vectors
+        then passes near a degenerate frame, and a per-frame shortest-arc slerp
+        can switch arcs from one frame to the next: either way the body flips
+        within a frame. Here each window's quaternions are made continuous in
+        time, ``b``'s sign is chosen once per joint to agree with ``a`` in the
+        middle of the overlap, and the fade is a normalised linear blend (nlerp),
+        which stays continuous even where the two disagree by 180 degrees.
+        """
+        out = a + self.ramp * (b - a)
+        rot = mo.ROTATIONS
+        mean, std = self.model.motion_mean[rot], self.model.motion_std[rot]
+        shape = (len(a), sk.NUM_JOINTS, mo.ROT6D_DIMS)
+        qa = _continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((a[:, rot] * std + mean).reshape(shape))))
+        qb = _continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((b[:, rot] * std + mean).reshape(shape))))
+        # One sign per joint, from the middle of the fade: there both weigh 1/2, and only there could
+        # the blend pass through zero (if the two were one rotation with opposite signs).
+        middle = int(torch.argmin((self.ramp[:, 0] - 0.5).abs()))
+        agree = torch.where((qa[middle] * qb[middle]).sum(-1) < 0, -1.0, 1.0).to(qb.dtype)  # (24,)
+        q = sk.quat_normalize(qa + self.ramp[:, :, None] * (qb * agree[None, :, None] - qa))
+        out[:, rot] = (sk.matrix_to_rot6d(sk.quat_to_matrix(q)).reshape(len(a), -1) - mean) / std
+        return out
+
     def chain_origins(self, x0: torch.Tensor) -> torch.Tensor:
         """Origins implied by the prediction: window w+1 starts where window w is at frame ``hop``.
 
@@ -199,6 +225,13 @@ class _ChunkHooks:
             x[w + 1, :h] = x[w, h:]
             x[w + 1, :h, mo.ROOT_XY] += scale * self._offset(w)
         return x
+
+
+def _continuous(q: torch.Tensor) -> torch.Tensor:
+    """(T, J, 4) quaternions with signs flipped so that neighbouring frames agree (q and -q are one rotation)."""
+    step = torch.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0).to(q.dtype)  # (T-1, J)
+    signs = torch.cat([torch.ones_like(step[:1]), torch.cumprod(step, dim=0)])
+    return q * signs[..., None]
 
 
 def _to_quat(rot6d: np.ndarray) -> np.ndarray:
