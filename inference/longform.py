@@ -94,6 +94,10 @@ class Targets:
         return cls(values, mask)
 
 
+FLIP_RISK_DEGREES = 60.0
+"""Windows disagreeing on a joint by more than this somewhere in an overlap fade it as quaternions."""
+
+
 class _ChunkHooks:
     """The sampler hooks for one chunk of windows.
 
@@ -183,9 +187,12 @@ class _ChunkHooks:
         within a frame. Here each window's quaternions are made continuous in
         time, ``b``'s sign is chosen once per joint to agree with ``a`` in the
         middle of the overlap, and the fade is a normalised linear blend (nlerp),
-        which stays continuous even where the two disagree by 180 degrees.
+        which stays continuous even where the two disagree by 180 degrees. Only
+        joints that disagree by more than :data:`FLIP_RISK_DEGREES` somewhere in
+        the overlap are faded so; the rest keep the straight blend of the
+        network's own 6D values.
         """
-        out = a + self.ramp * (b - a)
+        out = a + self.ramp * (b - a)  # what every other number, and most rotations, take
         rot = mo.ROTATIONS
         mean, std = self.model.motion_mean[rot], self.model.motion_std[rot]
         shape = (len(a), sk.NUM_JOINTS, mo.ROT6D_DIMS)
@@ -195,8 +202,15 @@ class _ChunkHooks:
         # the blend pass through zero (if the two were one rotation with opposite signs).
         middle = int(torch.argmin((self.ramp[:, 0] - 0.5).abs()))
         agree = torch.where((qa[middle] * qb[middle]).sum(-1) < 0, -1.0, 1.0).to(qb.dtype)  # (24,)
-        q = sk.quat_normalize(qa + self.ramp[:, :, None] * (qb * agree[None, :, None] - qa))
-        out[:, rot] = (sk.matrix_to_rot6d(sk.quat_to_matrix(q)).reshape(len(a), -1) - mean) / std
+        qb = qb * agree[None, :, None]
+        q = sk.quat_normalize(qa + self.ramp[:, :, None] * (qb - qa))
+        # Only joints on which the windows disagree take the quaternion fade; elsewhere the network's
+        # own 6D values are kept (projecting every prediction onto rotations calms the dance).
+        apart = (qa * qb).sum(-1).abs().min(dim=0).values < math.cos(math.radians(FLIP_RISK_DEGREES) / 2)
+        fade = sk.matrix_to_rot6d(sk.quat_to_matrix(q)).reshape(len(a), sk.NUM_JOINTS, -1)
+        mixed = out[:, rot].reshape(shape).clone()
+        mixed[:, apart] = ((fade - mean.view(sk.NUM_JOINTS, -1)) / std.view(sk.NUM_JOINTS, -1))[:, apart]
+        out[:, rot] = mixed.reshape(len(a), -1)
         return out
 
     def chain_origins(self, x0: torch.Tensor) -> torch.Tensor:
