@@ -124,9 +124,17 @@ class _ChunkHooks:
         # The user's pins over the chunk as one sequence (metric, global root), for easing predictions.
         self.pins = pins  # (F, D)
         self.pull_frames = model.config.seam_frames
-        columns, which = np.unique(pin_mask.T, axis=0, return_inverse=True)
-        self.groups = [(np.flatnonzero(which.ravel() == g), columns[g]) for g in range(len(columns))
-                       if columns[g].any()]
+        # Root and contact columns ease as numbers, grouped by identical masks; rotations as rotations.
+        plain = np.ones(pin_mask.shape[1], bool)
+        plain[mo.ROTATIONS] = False
+        columns, which = np.unique(pin_mask[:, plain].T, axis=0, return_inverse=True)
+        index = np.flatnonzero(plain)
+        self.groups = [(index[which.ravel() == g], columns[g]) for g in range(len(columns)) if columns[g].any()]
+        self.rotation_pins = [j for j in range(sk.NUM_JOINTS) if pin_mask[:, mo.rotation_dims(j).start].any()]
+        self.pin_mask = pin_mask
+        span = np.ones(2 * self.pull_frames + 1)
+        self.reach = {j: np.convolve(pin_mask[:, mo.rotation_dims(j).start], span, mode="same") > 0
+                      for j in self.rotation_pins}
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
@@ -150,7 +158,7 @@ class _ChunkHooks:
             x0[w + 1, :h] = blended
             x0[w, h:] = blended
             x0[w, h:, mo.ROOT_XY] -= self._offset(w)
-        return self.pull_toward_known(x0) if self.groups else x0
+        return self.pull_toward_known(x0) if self.groups or self.rotation_pins else x0
 
     def pull_toward_known(self, x0: torch.Tensor) -> torch.Tensor:
         """Ease the prediction toward the user's pins, as the final easing will (MDM-style editing).
@@ -158,8 +166,8 @@ class _ChunkHooks:
         Every prediction meets the pins and bends smoothly into them, so the
         next step's network input already dances through the pins and the
         network refines that, rather than inpainting only re-noised copies of
-        lone frames. Rotations are eased in their 6D coordinates here (the
-        exact, quaternion easing is done once at the end).
+        lone frames. Rotations ease as quaternions (like the exact easing done
+        once at the end), the root and contacts as numbers.
         """
         count, length, dim = x0.shape
         h = self.hop
@@ -171,6 +179,16 @@ class _ChunkHooks:
             seq[w * h:w * h + length] = windows[w]
         for cols, col_mask in self.groups:
             seq[:, cols] = ease_vectors(seq[:, cols], self.pins[:, cols], col_mask, self.pull_frames)
+        for j in self.rotation_pins:
+            # As quaternions: a straight 6D blend toward a pose far from the prediction can pass near
+            # a degenerate frame and flip. Only the frames the easing reaches change; the rest keep
+            # the network's own 6D values.
+            cols = mo.rotation_dims(j)
+            m = self.pin_mask[:, cols.start]
+            eased = _quat_to_rot6d(ease_rotations(_to_quat(seq[:, cols]), _to_quat(self.pins[:, cols]), m,
+                                                  self.pull_frames))
+            reach = self.reach[j]
+            seq[reach, cols] = eased[reach]
         for w in range(count):
             windows[w] = seq[w * h:w * h + length]
         windows[..., mo.ROOT_XY] -= origins
