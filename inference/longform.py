@@ -123,18 +123,7 @@ class _ChunkHooks:
         self.ramp = ((torch.arange(overlap, device=known.device) + 0.5) / overlap)[:, None]  # (overlap, 1)
         # The user's pins over the chunk as one sequence (metric, global root), for easing predictions.
         self.pins = pins  # (F, D)
-        self.pull_frames = model.config.seam_frames
-        # Root and contact columns ease as numbers, grouped by identical masks; rotations as rotations.
-        plain = np.ones(pin_mask.shape[1], bool)
-        plain[mo.ROTATIONS] = False
-        columns, which = np.unique(pin_mask[:, plain].T, axis=0, return_inverse=True)
-        index = np.flatnonzero(plain)
-        self.groups = [(index[which.ravel() == g], columns[g]) for g in range(len(columns)) if columns[g].any()]
-        self.rotation_pins = [j for j in range(sk.NUM_JOINTS) if pin_mask[:, mo.rotation_dims(j).start].any()]
-        self.pin_mask = pin_mask
-        span = np.ones(2 * self.pull_frames + 1)
-        self.reach = {j: np.convolve(pin_mask[:, mo.rotation_dims(j).start], span, mode="same") > 0
-                      for j in self.rotation_pins}
+        self.pin_mask = pin_mask  # (F, D) bool
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
@@ -158,7 +147,7 @@ class _ChunkHooks:
             x0[w + 1, :h] = blended
             x0[w, h:] = blended
             x0[w, h:, mo.ROOT_XY] -= self._offset(w)
-        return self.pull_toward_known(x0) if self.groups or self.rotation_pins else x0
+        return self.pull_toward_known(x0) if self.pin_mask.any() else x0
 
     def pull_toward_known(self, x0: torch.Tensor) -> torch.Tensor:
         """Ease the prediction toward the user's pins, as the final easing will (MDM-style editing).
@@ -166,8 +155,7 @@ class _ChunkHooks:
         Every prediction meets the pins and bends smoothly into them, so the
         next step's network input already dances through the pins and the
         network refines that, rather than inpainting only re-noised copies of
-        lone frames. Rotations ease as quaternions (like the exact easing done
-        once at the end), the root and contacts as numbers.
+        lone frames. The easing is the final one (:func:`apply_targets`).
         """
         count, length, dim = x0.shape
         h = self.hop
@@ -177,18 +165,7 @@ class _ChunkHooks:
         seq = np.empty((h * (count - 1) + length, dim))
         for w in range(count):  # overlaps agree after the crossfade
             seq[w * h:w * h + length] = windows[w]
-        for cols, col_mask in self.groups:
-            seq[:, cols] = ease_vectors(seq[:, cols], self.pins[:, cols], col_mask, self.pull_frames)
-        for j in self.rotation_pins:
-            # As quaternions: a straight 6D blend toward a pose far from the prediction can pass near
-            # a degenerate frame and flip. Only the frames the easing reaches change; the rest keep
-            # the network's own 6D values.
-            cols = mo.rotation_dims(j)
-            m = self.pin_mask[:, cols.start]
-            eased = _quat_to_rot6d(ease_rotations(_to_quat(seq[:, cols]), _to_quat(self.pins[:, cols]), m,
-                                                  self.pull_frames))
-            reach = self.reach[j]
-            seq[reach, cols] = eased[reach]
+        seq = apply_targets(seq, self.pins, self.pin_mask, self.model.config.seam_frames)
         for w in range(count):
             windows[w] = seq[w * h:w * h + length]
         windows[..., mo.ROOT_XY] -= origins
@@ -214,8 +191,8 @@ class _ChunkHooks:
         rot = mo.ROTATIONS
         mean, std = self.model.motion_mean[rot], self.model.motion_std[rot]
         shape = (len(a), sk.NUM_JOINTS, mo.ROT6D_DIMS)
-        qa = _continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((a[:, rot] * std + mean).reshape(shape))))
-        qb = _continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((b[:, rot] * std + mean).reshape(shape))))
+        qa = sk.quat_continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((a[:, rot] * std + mean).reshape(shape))))
+        qb = sk.quat_continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((b[:, rot] * std + mean).reshape(shape))))
         # One sign per joint, from the middle of the fade: there both weigh 1/2, and only there could
         # the blend pass through zero (if the two were one rotation with opposite signs).
         middle = int(torch.argmin((self.ramp[:, 0] - 0.5).abs()))
@@ -259,13 +236,6 @@ class _ChunkHooks:
         return x
 
 
-def _continuous(q: torch.Tensor) -> torch.Tensor:
-    """(T, J, 4) quaternions with signs flipped so that neighbouring frames agree (q and -q are one rotation)."""
-    step = torch.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0).to(q.dtype)  # (T-1, J)
-    signs = torch.cat([torch.ones_like(step[:1]), torch.cumprod(step, dim=0)])
-    return q * signs[..., None]
-
-
 def _to_quat(rot6d: np.ndarray) -> np.ndarray:
     return sk.matrix_to_quat(sk.rot6d_to_matrix(rot6d))
 
@@ -303,15 +273,19 @@ def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_fram
 
     ``prefix``: the first frames are the part already made (a later chunk's start), which the
     network continues; there its own prediction is trusted (see :func:`~inference.constraints.ease_vectors`).
+    Rotations ease as quaternions (a straight 6D blend toward a far pose can pass near a degenerate
+    frame and flip); only the frames the easing reaches change, the rest keep their own 6D values.
     """
     x = x.copy()
     trusted = np.arange(len(x)) < prefix
+    span = np.ones(2 * seam_frames + 1)
     for j in range(sk.NUM_JOINTS):
         cols = mo.rotation_dims(j)
         m = mask[:, cols.start]
         if m.any():
             q = ease_rotations(_to_quat(x[:, cols]), _to_quat(values[:, cols]), m, seam_frames, trusted)
-            x[:, cols] = _quat_to_rot6d(q)
+            reach = np.convolve(m, span, mode="same") > 0
+            x[reach, cols] = _quat_to_rot6d(q[reach])
             x[m, cols] = values[m, cols]  # bit-exact, not via quaternions
     for c in range(mo.ROOT.start, mo.ROOT.stop):
         if mask[:, c].any():

@@ -271,10 +271,12 @@ def quat_continuous(q, axis: int = 0):
     Animation curves need this: ``q`` and ``-q`` are the same rotation, but
     interpolating between them spins the bone the long way round.
     """
-    q = np.moveaxis(np.array(q, dtype=np.float64, copy=True), axis, 0)
-    flips = np.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0)  # (T-1, ...) a flip between neighbours
-    signs = np.concatenate([np.ones_like(flips[:1]), np.cumprod(flips, axis=0)])
-    return np.moveaxis(q * signs[..., None], 0, axis)
+    q = _asarray(q)
+    xp = _xp(q)
+    q = xp.moveaxis(q, axis, 0)
+    flips = 1.0 - 2.0 * ((q[1:] * q[:-1]).sum(-1) < 0)  # (T-1, ...) -1 where neighbours disagree
+    signs = xp.concatenate([xp.ones_like(flips[:1]), flips.cumprod(0)])
+    return xp.moveaxis(q * signs[..., None], 0, axis)
 
 
 # ----------------------------------------------------------------------------- matrices, 6D
