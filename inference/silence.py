@@ -5,7 +5,7 @@ silent stretches its motion is arbitrary. Silent frames are found from the
 music features' loudness (MFCC 0 is the mean log-mel energy, scaled), and there
 the motion is blended — with smooth ramps in and out — toward a heavily
 low-passed version of itself: a calm sway that stays where the dance was.
-Pinned values are left exactly as they are.
+Pinned values are written back exactly afterwards (:mod:`inference.generate`).
 """
 
 from __future__ import annotations
@@ -46,11 +46,9 @@ def silent_frames(music: np.ndarray, fps: float, n_mels: int = 128) -> np.ndarra
     return out
 
 
-def settle(x: np.ndarray, music: np.ndarray, fps: float, keep: np.ndarray | None = None,
-           hold_path: bool = True) -> np.ndarray:
+def settle(x: np.ndarray, music: np.ndarray, fps: float, hold_path: bool = True) -> np.ndarray:
     """Calm (N, motion_dim) metric motion over the silent stretches of (N, music_dim) features.
 
-    ``keep`` (N, motion_dim) bool marks values that must not change (pins).
     ``hold_path``: stop travelling in silence; this moves the later path as a
     whole, so pass False when root positions are pinned.
     """
@@ -75,6 +73,4 @@ def settle(x: np.ndarray, music: np.ndarray, fps: float, keep: np.ndarray | None
         xy = np.asarray(x, np.float64)[:, mo.ROOT_XY]
         steps = np.diff(xy, axis=0) * (1.0 - weight[1:, None])
         out[:, mo.ROOT_XY] = xy[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
-    if keep is not None:
-        out = np.where(keep, x, out)
     return out.astype(x.dtype)
