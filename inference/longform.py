@@ -279,14 +279,19 @@ def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_fram
     x = x.copy()
     trusted = np.arange(len(x)) < prefix
     span = np.ones(2 * seam_frames + 1)
-    for j in range(sk.NUM_JOINTS):
-        cols = mo.rotation_dims(j)
-        m = mask[:, cols.start]
-        if m.any():
-            q = ease_rotations(_to_quat(x[:, cols]), _to_quat(values[:, cols]), m, seam_frames, trusted)
-            reach = np.convolve(m, span, mode="same") > 0
-            x[reach, cols] = _quat_to_rot6d(q[reach])
-            x[m, cols] = values[m, cols]  # bit-exact, not via quaternions
+    shape = (len(x), sk.NUM_JOINTS, mo.ROT6D_DIMS)
+    rot, target = x[:, mo.ROTATIONS].reshape(shape), values[:, mo.ROTATIONS].reshape(shape)
+    rot_mask = mask[:, mo.ROTATIONS][:, ::mo.ROT6D_DIMS]  # (F, 24)
+    pinned = np.flatnonzero(rot_mask.any(axis=0))
+    if len(pinned):
+        # Joints pinned on the same frames ease together (a whole pose is one call, not 24).
+        patterns, which = np.unique(rot_mask[:, pinned].T, axis=0, return_inverse=True)
+        for m, joints in zip(patterns, (pinned[which.ravel() == g] for g in range(len(patterns)))):
+            q = ease_rotations(_to_quat(rot[:, joints]), _to_quat(target[:, joints]), m, seam_frames, trusted)
+            reach = np.flatnonzero(np.convolve(m, span, mode="same") > 0)
+            rot[np.ix_(reach, joints)] = _quat_to_rot6d(q[reach])
+            rot[np.ix_(np.flatnonzero(m), joints)] = target[np.ix_(np.flatnonzero(m), joints)]  # bit-exact
+        x[:, mo.ROTATIONS] = rot.reshape(len(x), -1)
     for c in range(mo.ROOT.start, mo.ROOT.stop):
         if mask[:, c].any():
             x[:, c] = ease_vectors(x[:, c], values[:, c], mask[:, c], seam_frames, trusted)
