@@ -189,22 +189,25 @@ class _ChunkHooks:
         """
         out = a + self.ramp * (b - a)  # what every other number, and most rotations, take
         rot = mo.ROTATIONS
-        mean, std = self.model.motion_mean[rot], self.model.motion_std[rot]
         shape = (len(a), sk.NUM_JOINTS, mo.ROT6D_DIMS)
-        qa = sk.quat_continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((a[:, rot] * std + mean).reshape(shape))))
-        qb = sk.quat_continuous(sk.matrix_to_quat(sk.rot6d_to_matrix((b[:, rot] * std + mean).reshape(shape))))
+        mean, std = self.model.motion_mean[rot].view(shape[1:]), self.model.motion_std[rot].view(shape[1:])
+        ma = sk.rot6d_to_matrix(a[:, rot].reshape(shape) * std + mean)  # (overlap, 24, 3, 3)
+        mb = sk.rot6d_to_matrix(b[:, rot].reshape(shape) * std + mean)
+        # Angle between the two: trace(Ma^T Mb) = 1 + 2 cos(angle). Most joints agree: they keep the
+        # straight blend of the network's own 6D values (projecting every prediction calms the dance).
+        cos_apart = ((ma * mb).sum(dim=(-1, -2)) - 1.0) / 2.0
+        apart = torch.nonzero(cos_apart.min(dim=0).values < math.cos(math.radians(FLIP_RISK_DEGREES)))[:, 0]
+        if not len(apart):
+            return out
+        qa = sk.quat_continuous(sk.matrix_to_quat(ma[:, apart]))
+        qb = sk.quat_continuous(sk.matrix_to_quat(mb[:, apart]))
         # One sign per joint, from the middle of the fade: there both weigh 1/2, and only there could
         # the blend pass through zero (if the two were one rotation with opposite signs).
         middle = int(torch.argmin((self.ramp[:, 0] - 0.5).abs()))
-        agree = torch.where((qa[middle] * qb[middle]).sum(-1) < 0, -1.0, 1.0).to(qb.dtype)  # (24,)
-        qb = qb * agree[None, :, None]
+        qb = qb * torch.where((qa[middle] * qb[middle]).sum(-1) < 0, -1.0, 1.0).to(qb.dtype)[None, :, None]
         q = sk.quat_normalize(qa + self.ramp[:, :, None] * (qb - qa))
-        # Only joints on which the windows disagree take the quaternion fade; elsewhere the network's
-        # own 6D values are kept (projecting every prediction onto rotations calms the dance).
-        apart = (qa * qb).sum(-1).abs().min(dim=0).values < math.cos(math.radians(FLIP_RISK_DEGREES) / 2)
-        fade = sk.matrix_to_rot6d(sk.quat_to_matrix(q)).reshape(len(a), sk.NUM_JOINTS, -1)
         mixed = out[:, rot].reshape(shape).clone()
-        mixed[:, apart] = ((fade - mean.view(sk.NUM_JOINTS, -1)) / std.view(sk.NUM_JOINTS, -1))[:, apart]
+        mixed[:, apart] = (sk.matrix_to_rot6d(sk.quat_to_matrix(q)) - mean[apart]) / std[apart]
         out[:, rot] = mixed.reshape(len(a), -1)
         return out
 
