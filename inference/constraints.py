@@ -275,7 +275,7 @@ def _hermite(s):
     return 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
 
 
-def _ease(pred, target, mask, frames: int, delta, shift, trusted=None):
+def _ease(pred, target, mask, frames: int, delta, shift, trusted=None, stretch=None):
     """Write the pins into ``pred`` and bend the free frames beside them, matching position and velocity.
 
     At each border the free motion is extrapolated one frame into the pinned
@@ -285,9 +285,11 @@ def _ease(pred, target, mask, frames: int, delta, shift, trusted=None):
     own velocity; through a lone pinned frame, the mean velocity of the free
     motion on its two sides) are eased out over
     ``frames`` free frames by a cubic Hermite (offset D with slope V, to 0 with
-    slope 0). In a gap of at most ``2 * frames`` free frames one Hermite joins
-    the two borders' (D, V). Pinned frames marked ``trusted`` (the known start
-    of a later chunk, which the network continues) are compared with the
+    slope 0); where a ``stretch`` is given, over ``stretch(D)`` times as long
+    (a far pin eases in over more frames, so the bend accelerates no harder
+    than a near one's). Where the two borders' spans cover the gap, one
+    Hermite joins their (D, V). Pinned frames marked ``trusted`` (the known
+    start of a later chunk, which the network continues) are compared with the
     prediction on them instead. ``delta(a, b)`` is the step from b to a and
     ``shift(x, o)`` moves x by it (vectors: subtraction and addition;
     rotations: log and exp).
@@ -298,8 +300,10 @@ def _ease(pred, target, mask, frames: int, delta, shift, trusted=None):
         return out
     out[mask] = target[mask]
     trusted = np.zeros(t, bool) if trusted is None else np.asarray(trusted, bool)
-    span = frames + 1.0
     zero = delta(pred[0], pred[0]) * 0.0
+
+    def length(d):  # free frames over which offset d is eased out
+        return frames if stretch is None else int(np.ceil((frames + 1) * max(1.0, stretch(d)))) - 1
 
     def free_step(a, b):  # the prediction's step b -> a where both frames are free, else None
         ok = 0 <= min(a, b) and max(a, b) < t and not mask[a] and not mask[b]
@@ -339,18 +343,31 @@ def _ease(pred, target, mask, frames: int, delta, shift, trusted=None):
                 v = zero if v_pin is None else v_pin - v_free
             ends["right"] = (d, v)
         shape = (-1,) + (1,) * np.ndim(zero)
-        if len(ends) == 2 and n_free <= 2 * frames:
+        spans = {side: length(d) for side, (d, v) in ends.items()}
+        if len(ends) == 2 and n_free <= spans["left"] + spans["right"]:
             gap = float(hi - lo)
             h00, h10, h01, h11 = _hermite(((free - lo) / gap).reshape(shape))
             (dl, vl), (dr, vr) = ends["left"], ends["right"]
             out[free] = shift(pred[free], h00 * dl + h10 * gap * vl + h01 * dr + h11 * gap * vr)
             continue
         for side, (d, v) in ends.items():
-            k = np.arange(1, min(frames, n_free) + 1)
+            span = spans[side] + 1.0
+            k = np.arange(1, min(spans[side], n_free) + 1)
             f = lo + k if side == "left" else hi - k
             h00, h10, _, _ = _hermite((k / span).reshape(shape))
             out[f] = shift(pred[f], h00 * d + h10 * span * (v if side == "left" else -v))
     return out
+
+
+EASE_ANGLE = np.pi / 4
+"""Rotation offsets up to this angle ease in over the plain span; a larger offset ``a`` eases in over
+``sqrt(a / EASE_ANGLE)`` times as many frames (twice as many for a half turn), which keeps the
+bend's angular acceleration (offset / span squared) at most that of this angle over the plain span."""
+
+
+def _rotation_stretch(d) -> float:
+    """Span factor for rotation-vector offsets ``d`` (..., 3): set by the largest angle among them."""
+    return float(np.sqrt(np.linalg.norm(np.reshape(d, (-1, 3)), axis=-1).max() / EASE_ANGLE))
 
 
 def _rotation_step(a, b):
@@ -370,7 +387,7 @@ def ease_rotations(pred_q: np.ndarray, target_q: np.ndarray, mask: np.ndarray, f
     Offsets are rotation vectors applied by left multiplication; ``trusted``: see :func:`_ease`.
     """
     return _ease(np.asarray(pred_q, np.float64), np.asarray(target_q, np.float64), mask, frames,
-                 _rotation_step, _rotate, trusted)
+                 _rotation_step, _rotate, trusted, stretch=_rotation_stretch)
 
 
 def ease_vectors(pred: np.ndarray, target: np.ndarray, mask: np.ndarray, frames: int,

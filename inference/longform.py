@@ -281,7 +281,6 @@ def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_fram
     """
     x = x.copy()
     trusted = np.arange(len(x)) < prefix
-    span = np.ones(2 * seam_frames + 1)
     shape = (len(x), sk.NUM_JOINTS, mo.ROT6D_DIMS)
     rot, target = x[:, mo.ROTATIONS].reshape(shape), values[:, mo.ROTATIONS].reshape(shape)
     rot_mask = mask[:, mo.ROTATIONS][:, ::mo.ROT6D_DIMS]  # (F, 24)
@@ -290,8 +289,9 @@ def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_fram
         # Joints pinned on the same frames ease together (a whole pose is one call, not 24).
         patterns, which = np.unique(rot_mask[:, pinned].T, axis=0, return_inverse=True)
         for m, joints in zip(patterns, (pinned[which.ravel() == g] for g in range(len(patterns)))):
-            q = ease_rotations(_to_quat(rot[:, joints]), _to_quat(target[:, joints]), m, seam_frames, trusted)
-            reach = np.flatnonzero(np.convolve(m, span, mode="same") > 0)
+            before = _to_quat(rot[:, joints])
+            q = ease_rotations(before, _to_quat(target[:, joints]), m, seam_frames, trusted)
+            reach = np.flatnonzero((q != before).any(axis=(1, 2)))  # the frames the easing changed
             rot[np.ix_(reach, joints)] = _quat_to_rot6d(q[reach])
             rot[np.ix_(np.flatnonzero(m), joints)] = target[np.ix_(np.flatnonzero(m), joints)]  # bit-exact
         x[:, mo.ROTATIONS] = rot.reshape(len(x), -1)

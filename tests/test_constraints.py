@@ -141,6 +141,28 @@ def test_easing_is_exact_on_pins_and_continuous_beside_them():
     assert np.abs(np.diff(angles)).max() < 0.2
 
 
+def test_a_far_rotation_pin_eases_in_over_more_frames():
+    # A lone pinned frame turned 150 degrees from the free motion (a pinned pose facing the
+    # other way): over the plain span the dancer would whip round; the span grows with the
+    # offset so the turn accelerates no harder than a 45-degree pin's over the plain span.
+    t, frames = 121, 15
+    mask = np.zeros(t, bool)
+    mask[60] = True
+    q = sk.axis_angle_to_quat(np.zeros((t, 3)))
+
+    def eased(degrees):
+        qt = sk.axis_angle_to_quat(np.tile([0.0, 0.0, np.radians(degrees)], (t, 1)))
+        return sk.quat_to_axis_angle(ease_rotations(q, qt, mask, frames=frames))[:, 2]
+
+    near, far = eased(45.0), eased(150.0)
+    assert far[60] == pytest.approx(np.radians(150.0), abs=1e-12)
+    assert np.all(near[:60 - frames] == 0) and np.any(far[:60 - frames] != 0)  # a longer span
+    assert np.all(far[:60 - 2 * frames - 1] == 0) and np.all(far[60 + 2 * frames + 2:] == 0)  # at most twice
+    assert np.abs(np.diff(far, 2)).max() <= np.abs(np.diff(near, 2)).max() * 1.05
+    plain = ease_vectors(np.zeros(t), np.full(t, np.radians(150.0)), mask, frames=frames)
+    assert np.abs(np.diff(plain, 2)).max() > 2.5 * np.abs(np.diff(near, 2)).max()  # what it avoids
+
+
 def test_easing_between_two_close_pins_meets_both():
     pred = np.zeros(30)
     target = np.zeros(30)
