@@ -122,6 +122,7 @@ def _cmd_train(args) -> int:
     cache.check_config(config)
     source = WindowSampler(cache, config, split="train", augment=not args.no_augment)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             decay_steps=args.decay_steps,
                              val_every=args.val_every, checkpoint_every=args.val_every)
     print(f"Training a {args.preset if not args.config else 'custom'} model on {describe(device)}: "
           f"{cache.frames('train')} training frames, {settings.steps} steps -> {args.out}")
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=100_000, help="optimiser steps (default 100000)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--decay-steps", type=int, default=0,
+                   help="let the learning rate fall linearly to zero over the last N steps (default 0: constant)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-every", type=int, default=1000, help="steps between validation and checkpoints")
     t.add_argument("--resume", default=None, help="continue from this checkpoint.pt")

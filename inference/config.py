@@ -98,6 +98,12 @@ class M2DConfig:
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise ValueError("width must split into heads of an even size (rotary positions).")
 
+    def trains_like(self, other: "M2DConfig") -> bool:
+        """True when weights trained under ``other`` fit this config: they differ in sampling defaults at most."""
+        sampling = {"sample_steps", "eta", "guidance", "chunk_windows", "seam_frames"}
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return all(mine[k] == theirs[k] for k in mine if k not in sampling)
+
     def replace(self, **changes) -> "M2DConfig":
         return dataclasses.replace(self, **changes)
 

@@ -56,6 +56,8 @@ class TrainSettings:
     lr: float = 2e-4
     weight_decay: float = 0.02
     warmup_steps: int = 500
+    decay_steps: int = 0
+    """The learning rate falls linearly to zero over the last ``decay_steps`` steps (0: constant)."""
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     p2_gamma: float = 0.5
@@ -164,8 +166,9 @@ class Trainer:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except (OSError, RuntimeError, EOFError) as exc:
             raise DataError(f"Cannot resume from {path}: {exc}") from None
-        if state["config"] != self.config.to_dict():
-            raise DataError(f"{path} was trained with a different model config; resume with the same one.")
+        if not self.config.trains_like(M2DConfig.from_dict(state["config"])):
+            raise DataError(f"{path} was trained with a different model config; resume with the same one "
+                            "(only sampling defaults may change).")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
@@ -182,7 +185,10 @@ class Trainer:
     def _lr(self) -> float:
         s = self.settings
         warm = min(1.0, (self.step + 1) / max(1, s.warmup_steps))
-        return s.lr * warm
+        decay = 1.0
+        if s.decay_steps > 0:
+            decay = min(1.0, max(0.0, (s.steps - self.step) / s.decay_steps))
+        return s.lr * warm * decay
 
     def train_step(self) -> dict[str, float]:
         s = self.settings

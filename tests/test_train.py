@@ -62,6 +62,33 @@ def test_resume_needs_the_same_config(studio_cache, tmp_path):
     assert main(base + ["--preset", "small", "--resume", str(run / "checkpoint.pt"), "--steps", "3"]) == 2
 
 
+def test_resume_accepts_new_sampling_defaults(studio_cache, tmp_path):
+    # A run started before a sampling default changed (here the easing span) resumes: the
+    # weights do not depend on it.
+    run = tmp_path / "run"
+    config = tmp_path / "config.json"
+    base = ["train", "--data", str(studio_cache), "--out", str(run), "--batch-size", "2", "--val-every", "2",
+            "--device", "cpu", "--config", str(config)]
+    TINY_CONFIG.replace(seam_frames=8).save(config)
+    assert main(base + ["--steps", "2"]) == 0
+    TINY_CONFIG.replace(seam_frames=20, guidance=3.0).save(config)
+    assert main(base + ["--steps", "3", "--resume", str(run / "checkpoint.pt")]) == 0
+    assert load_model(run / "model").config.seam_frames == 20
+
+
+def test_learning_rate_warms_up_then_decays_to_zero(studio_cache):
+    source = WindowSampler(DanceCache(studio_cache), TINY_CONFIG, split="train")
+    settings = TrainSettings(steps=100, lr=1e-3, warmup_steps=10, decay_steps=40)
+    trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
+
+    def lr_at(step):
+        trainer.step = step
+        return trainer._lr()
+
+    assert lr_at(0) == pytest.approx(1e-4) and lr_at(9) == pytest.approx(1e-3)
+    assert lr_at(60) == pytest.approx(1e-3) and lr_at(80) == pytest.approx(5e-4) and lr_at(100) == 0.0
+
+
 def test_losses_are_finite_and_follow_edge_weights(studio_cache):
     cache = DanceCache(studio_cache)
     source = WindowSampler(cache, TINY_CONFIG, split="train")
