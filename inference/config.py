@@ -67,7 +67,8 @@ class M2DConfig:
     chunk_windows: int = 8
     """Windows denoised jointly at most; bounds memory for long songs."""
     seam_frames: int = 15
-    """Frames over which a pinned value's offset is eased into the free motion."""
+    """Frames over which a pinned value's offset is eased into the free motion (rotations far
+    from the pin take up to twice as many: :data:`inference.constraints.EASE_ANGLE`)."""
 
     # --- training ---
     cond_drop_prob: float = 0.25

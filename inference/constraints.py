@@ -384,7 +384,8 @@ def ease_rotations(pred_q: np.ndarray, target_q: np.ndarray, mask: np.ndarray, f
                    trusted=None) -> np.ndarray:
     """(T, 4) quaternions: pinned frames take the target, free frames beside them bend toward it.
 
-    Offsets are rotation vectors applied by left multiplication; ``trusted``: see :func:`_ease`.
+    Offsets are rotation vectors applied by left multiplication; an offset larger than
+    :data:`EASE_ANGLE` eases over up to ``2 * frames + 1`` frames; ``trusted``: see :func:`_ease`.
     """
     return _ease(np.asarray(pred_q, np.float64), np.asarray(target_q, np.float64), mask, frames,
                  _rotation_step, _rotate, trusted, stretch=_rotation_stretch)

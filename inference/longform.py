@@ -293,7 +293,8 @@ def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_fram
             q = ease_rotations(before, _to_quat(target[:, joints]), m, seam_frames, trusted)
             reach = np.flatnonzero((q != before).any(axis=(1, 2)))  # the frames the easing changed
             rot[np.ix_(reach, joints)] = _quat_to_rot6d(q[reach])
-            rot[np.ix_(np.flatnonzero(m), joints)] = target[np.ix_(np.flatnonzero(m), joints)]  # bit-exact
+            at = np.ix_(np.flatnonzero(m), joints)
+            rot[at] = target[at]  # bit-exact
         x[:, mo.ROTATIONS] = rot.reshape(len(x), -1)
     for c in range(mo.ROOT.start, mo.ROOT.stop):
         if mask[:, c].any():
