@@ -51,8 +51,9 @@ def frozen_stretch(joints: np.ndarray, fps: float) -> float:
     return longest / fps
 
 
-def generated(gen: DanceGenerator, audio, start: float, seconds: float, seed: int, name: str, out: Path):
-    dance = gen.generate(audio, start=start, duration=seconds, seed=seed)
+def generated(gen: DanceGenerator, audio, start: float, seconds: float, seed: int, name: str, out: Path,
+              beat_snap: bool = True):
+    dance = gen.generate(audio, start=start, duration=seconds, seed=seed, beat_snap=beat_snap)
     dance.save(out / f"{name}.npz")
     beats = np.flatnonzero(features_from_file(audio, gen.config, start=start, duration=seconds)[0][:, -1])
     return dance, EvalDance(name=name, joints=dance.joints, fps=dance.fps, beats=beats, music=str(audio))
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="longest stretch generated per held-out dance")
     parser.add_argument("--out", default=str(ROOT / "out" / "quality"))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per song for the diversity check")
+    parser.add_argument("--no-beat-snap", action="store_true", help="the network's timing, without beat snap")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +83,7 @@ def main() -> None:
     for d in cache.split("test"):
         audio, start = audio_of[d.name]
         seconds = min(d.num_frames / cache.fps, args.max_seconds)
-        dance, ev = generated(gen, audio, start, seconds, 0, f"heldout_{d.name}", out)
+        dance, ev = generated(gen, audio, start, seconds, 0, f"heldout_{d.name}", out, not args.no_beat_snap)
         held_out.append(ev)
         print(f"  {d.name}: {seconds:.0f} s generated ({time.monotonic() - started:.0f} s)", flush=True)
 
@@ -96,7 +98,8 @@ def main() -> None:
         if not audio.exists():
             continue
         for seed in range(args.seeds):
-            dance, ev = generated(gen, audio, start, args.unheard_seconds, seed, f"unheard_{audio.parent.name}_{seed}", out)
+            dance, ev = generated(gen, audio, start, args.unheard_seconds, seed, f"unheard_{audio.parent.name}_{seed}", out,
+                                  not args.no_beat_snap)
             ev.music = f"{audio}@{start}"
             unheard.append((seed, ev))
         print(f"  unheard {audio.parent.name if audio != demo else 'demo'}: {args.seeds} seeds "
@@ -122,9 +125,10 @@ def main() -> None:
 
     # Same seed, same dance; other seeds, other dances.
     audio, start = songs[-1]
-    a = gen.generate(audio, start=start, duration=10.0, seed=5)
-    b = gen.generate(audio, start=start, duration=10.0, seed=5)
-    c = gen.generate(audio, start=start, duration=10.0, seed=6)
+    snap = not args.no_beat_snap
+    a = gen.generate(audio, start=start, duration=10.0, seed=5, beat_snap=snap)
+    b = gen.generate(audio, start=start, duration=10.0, seed=5, beat_snap=snap)
+    c = gen.generate(audio, start=start, duration=10.0, seed=6, beat_snap=snap)
     same = bool(np.array_equal(a.joints, b.joints))
     differ_cm = float(np.linalg.norm(a.joints - c.joints, axis=-1).mean() * 100)
 

@@ -35,7 +35,7 @@ from . import metrics
 from . import skeleton as sk
 from .config import M2DConfig
 from .errors import DataError, M2DError
-from .features import feature_names, features_from_file
+from .features import beats_from_features, features_from_file
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 """Extensions tried for a music file beside a dance npz (same stem)."""
@@ -99,12 +99,6 @@ class SetScores:
 
 
 # ----------------------------------------------------------------------------- music
-
-
-def beats_from_features(features: np.ndarray, config: M2DConfig) -> np.ndarray:
-    """Frame indices of the beats marked in (N, music_dim) features (:mod:`inference.features`)."""
-    column = feature_names(config).index("beat")
-    return np.flatnonzero(np.asarray(features)[:, column] > 0.5)
 
 
 def music_beats(audio, start: float, num_frames: int, config: M2DConfig) -> np.ndarray:

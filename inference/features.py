@@ -34,6 +34,12 @@ def feature_names(config: M2DConfig) -> list[str]:
             + [f"chroma_{i}" for i in range(config.n_chroma)] + ["onset_peak", "beat"])
 
 
+def beats_from_features(features: np.ndarray, config: M2DConfig) -> np.ndarray:
+    """Frame indices of the beats marked in (N, music_dim) features."""
+    column = feature_names(config).index("beat")
+    return np.flatnonzero(np.asarray(features)[:, column] > 0.5)
+
+
 def num_frames(seconds: float, config: M2DConfig) -> int:
     """Frames of motion (and of features) for ``seconds`` of music."""
     return int(round(seconds * config.fps))

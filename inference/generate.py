@@ -19,8 +19,9 @@ from .constraints import Constraints
 from .dance import Dance
 from .device import resolve_device
 from .errors import M2DError
-from .features import features_from_file
+from .features import beats_from_features, features_from_file
 from .longform import sample_dance
+from .retime import beat_time_map, retime
 from .silence import settle
 from .weights import load_model
 
@@ -65,10 +66,14 @@ class DanceGenerator:
         guidance: Optional[float] = None,
         eta: Optional[float] = None,
         constraints: Optional[Constraints] = None,
+        beat_snap: bool = True,
         progress: Optional[StageProgress] = None,
         should_cancel: Optional[Callable[[], bool]] = None,
     ) -> Dance:
-        """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default)."""
+        """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default).
+
+        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.retime`).
+        """
         _check_settings(self.config, steps, guidance, eta)
         if progress:
             progress("features", 0, 1)
@@ -77,7 +82,7 @@ class DanceGenerator:
             progress("features", 1, 1)
         dance = self.generate_from_features(
             music, audio_start=clip.start, seed=seed, steps=steps, guidance=guidance, eta=eta,
-            constraints=constraints, progress=progress, should_cancel=should_cancel,
+            constraints=constraints, beat_snap=beat_snap, progress=progress, should_cancel=should_cancel,
         )
         dance.extras["audio_path"] = str(Path(audio).resolve())
         return dance
@@ -92,6 +97,7 @@ class DanceGenerator:
         guidance: Optional[float] = None,
         eta: Optional[float] = None,
         constraints: Optional[Constraints] = None,
+        beat_snap: bool = True,
         progress: Optional[StageProgress] = None,
         should_cancel: Optional[Callable[[], bool]] = None,
     ) -> Dance:
@@ -114,19 +120,32 @@ class DanceGenerator:
             raise M2DError("The model produced invalid numbers (NaN). The weights may be damaged; "
                            "try another seed, or reinstall the model.")
         smpl = mo.to_smpl(motion)
-        poses, trans = smpl.smpl_poses, smpl.smpl_trans
+        poses, trans, contacts = smpl.smpl_poses, smpl.smpl_trans, smpl.contacts
+        if beat_snap:
+            # Pinned frames keep their time, so pins stay where the animator put them.
+            fixed = None if not constraints else constraints.pose_mask.any(1) | constraints.root_mask.any(1)
+            source = beat_time_map(self._joints(poses, trans), beats_from_features(music, self.config),
+                                   self.config.fps, fixed)
+            poses, trans, contacts = retime(poses, trans, contacts, self.config.fps, source)
         if constraints:
             # Pinned values are given back exactly as they were given, not via a conversion.
             p = poses.reshape(n, sk.NUM_JOINTS, 3)
             p[constraints.pose_mask] = constraints.smpl_poses.reshape(n, sk.NUM_JOINTS, 3)[constraints.pose_mask]
             trans[constraints.root_mask] = constraints.smpl_trans[constraints.root_mask]
-        joints = np.empty((n, sk.NUM_JOINTS, 3), np.float32)
-        for a in range(0, n, _FK_CHUNK):
-            joints[a:a + _FK_CHUNK] = sk.joint_positions(poses[a:a + _FK_CHUNK], trans[a:a + _FK_CHUNK])
+        joints = self._joints(poses, trans)
         if progress:
             progress("finishing", 1, 1)
         extras = {"seed": int(seed), "steps": int(steps or self.config.sample_steps),
-                  "guidance": float(self.config.guidance if guidance is None else guidance)}
+                  "guidance": float(self.config.guidance if guidance is None else guidance),
+                  "beat_snap": bool(beat_snap)}
         return Dance(fps=self.config.fps, smpl_poses=poses, smpl_trans=trans, joints=joints,
-                     contacts=smpl.contacts, audio_start=float(audio_start), extras=extras)
+                     contacts=contacts, audio_start=float(audio_start), extras=extras)
+
+    @staticmethod
+    def _joints(poses: np.ndarray, trans: np.ndarray) -> np.ndarray:
+        """(N, 24, 3) float32 joint positions by forward kinematics, in chunks."""
+        joints = np.empty((len(poses), sk.NUM_JOINTS, 3), np.float32)
+        for a in range(0, len(poses), _FK_CHUNK):
+            joints[a:a + _FK_CHUNK] = sk.joint_positions(poses[a:a + _FK_CHUNK], trans[a:a + _FK_CHUNK])
+        return joints
 

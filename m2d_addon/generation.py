@@ -135,7 +135,7 @@ def make_plan(context, save_npz: str = "") -> Plan:
     request = {
         "audio": audio, "start": frames.audio_start, "duration": frames.audio_duration,
         "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-        "device": settings.device, "weights": weights, "constraints": None, "output": output,
+        "beat_snap": settings.beat_snap, "device": settings.device, "weights": weights, "constraints": None, "output": output,
     }
     return Plan(strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), frames=frames,
                 timing=strip_timing, target_name=target.name if target else None, request=request,
@@ -196,7 +196,8 @@ def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = No
         action["music2dance"] = {
             "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(keys.audio_start),
             "seed": int(plan.request["seed"]), "steps": int(plan.request["steps"]),
-            "guidance": float(plan.request["guidance"]), "frame_start": int(keys.frames[0]),
+            "guidance": float(plan.request["guidance"]), "beat_snap": bool(plan.request["beat_snap"]),
+            "frame_start": int(keys.frames[0]),
             "frame_end": int(keys.frames[-1]), "fps": float(plan.timing.fps),
         }
         if plan.save_npz and npz_path:

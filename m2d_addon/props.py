@@ -72,6 +72,12 @@ class M2D_PG_settings(PropertyGroup):
                                      "guidance; 0 ignores the music, 2 is typical)",
         default=2.0, min=0.0, soft_max=6.0,
     )
+    beat_snap: BoolProperty(
+        name="Snap to Beats",
+        description="Move the dance's accents onto the music's beats (each by at most 0.1 s; poses and "
+                    "pins are unchanged). Off keeps the network's own timing",
+        default=True,
+    )
     device: EnumProperty(
         name="Device",
         description="Where the network runs",

@@ -1,0 +1,109 @@
+"""Beat snap: move the dance's accents onto the music's beats by a gentle retiming.
+
+A dance's accents are its kinematic beats — the moments where the body's
+overall speed dips (Li et al. 2021; :func:`inference.metrics.kinematic_beats`).
+The network puts them near the music's beats but, at this model size, rarely
+on them. Beat snap fixes the timing without changing a single pose:
+
+* every music beat with a kinematic beat at most :data:`SNAP_SECONDS` away
+  becomes an anchor — at the music beat's frame the dancer shows the pose of
+  the kinematic beat;
+* between anchors, the map from output frame to source time is a cubic
+  Hermite curve with slope 1 at every anchor, so the motion plays at its own
+  speed at each accent and speeds up or slows down smoothly in between, never
+  outside :data:`SPEED_RANGE`;
+* anchors that would need a harder change of speed are skipped, and every
+  pinned frame is an anchor to itself: pins stay on their frames, and a
+  stretch that is pinned throughout is left exactly as it was.
+
+The dance keeps its length, its first and last frames, and every pose it had;
+only their timing moves, by at most :data:`SNAP_SECONDS`. This is the classic
+retiming of music-driven motion synthesis (e.g. Kim, Park and Shin, SIGGRAPH
+2003), applied after sampling.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy.interpolate import CubicHermiteSpline
+
+from . import metrics
+from . import motion as mo
+
+SNAP_SECONDS = 0.1
+"""Farthest a kinematic beat is moved to meet a music beat (3 frames at 30 fps)."""
+SPEED_RANGE = (0.8, 1.25)
+"""Slowest and fastest average playback speed allowed between two anchors."""
+
+
+def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
+                  fixed: Optional[np.ndarray] = None) -> np.ndarray:
+    """Source frame (float) shown at each of the N output frames; identity where nothing is snapped.
+
+    Args:
+        joints: (N, 24, 3) joint positions of the dance as sampled.
+        beats: frame indices of the music's beats.
+        fps: frame rate of both.
+        fixed: optional (N,) bool, frames that must show their own pose (pins).
+    """
+    n = len(joints)
+    identity = np.arange(n, dtype=np.float64)
+    if n < 3:
+        return identity
+    accents = metrics.kinematic_beats(joints, fps)
+    fixed = np.zeros(n, bool) if fixed is None else np.asarray(fixed, bool)
+    reach = SNAP_SECONDS * fps + 1e-9
+    slow, fast = SPEED_RANGE
+
+    # Candidate anchors (output frame, source frame, required), in output order.
+    candidates = [(float(f), float(f), True) for f in np.flatnonzero(fixed)]
+    candidates += [(0.0, 0.0, True), (n - 1.0, n - 1.0, True)]
+    if len(accents):
+        for m in np.unique(np.asarray(beats, int)):
+            if not 0 < m < n - 1 or fixed[m]:
+                continue
+            k = accents[np.abs(accents - m).argmin()]
+            if 0 < abs(k - m) <= reach:
+                candidates.append((float(m), float(k), False))
+    candidates.sort()
+
+    def fits(a, b) -> bool:
+        return b[0] > a[0] and slow <= (b[1] - a[1]) / (b[0] - a[0]) <= fast
+
+    anchors: list[tuple[float, float, bool]] = []
+    for c in candidates:
+        if anchors and c[0] == anchors[-1][0]:
+            continue  # a required anchor on this frame came first
+        if c[2]:
+            while anchors and not anchors[-1][2] and not fits(anchors[-1], c):
+                anchors.pop()  # a pin outranks a snapped beat
+            anchors.append(c)
+        elif not anchors or fits(anchors[-1], c):
+            anchors.append(c)
+    if all(dst == src for dst, src, _ in anchors):
+        return identity
+    dst, src = (np.array([a[i] for a in anchors]) for i in (0, 1))
+    out = CubicHermiteSpline(dst, src, np.ones(len(dst)))(identity)
+    out[dst.astype(int)] = src  # anchors exactly, pins included
+    return np.clip(out, 0.0, n - 1.0)
+
+
+def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray, fps: float,
+           source: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Show ``source[i]`` (a float source frame) at output frame ``i``.
+
+    Rotations are slerped, the root and contacts interpolated linearly; frames
+    whose source is a whole frame are copied from it bit for bit.
+    Returns poses (N, 72), root positions (N, 3) and contacts (N, 4) as float32.
+    """
+    source = np.asarray(source, np.float64)
+    poses, trans = mo.resample(smpl_poses, smpl_trans, fps, source / fps)
+    i0 = np.clip(np.floor(source).astype(int), 0, len(source) - 1)
+    i1 = np.minimum(i0 + 1, len(source) - 1)
+    frac = (source - i0)[:, None]
+    out_contacts = contacts[i0] + frac * (contacts[i1] - contacts[i0])
+    whole = frac[:, 0] == 0
+    poses[whole], trans[whole], out_contacts[whole] = smpl_poses[i0[whole]], smpl_trans[i0[whole]], contacts[i0[whole]]
+    return poses.astype(np.float32), trans.astype(np.float32), out_contacts.astype(np.float32)
