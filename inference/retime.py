@@ -14,10 +14,14 @@ on them. Beat snap fixes the timing without changing a single pose:
   outside :data:`SPEED_RANGE`;
 * anchors that would need a harder change of speed are skipped, and every
   pinned frame is an anchor to itself: pins stay on their frames, and a
-  stretch that is pinned throughout is left exactly as it was.
+  stretch that is pinned throughout is left exactly as it was; beats within
+  :data:`PIN_CLEARANCE_SECONDS` of a pin are not snapped, so the motion that
+  eases into a pin (:mod:`inference.constraints`) keeps its timing.
 
-The dance keeps its length, its first and last frames, and every pose it had;
-only their timing moves, by at most :data:`SNAP_SECONDS`. This is the classic
+The dance keeps its length and its first and last frames; its poses are
+shown up to :data:`SNAP_SECONDS` earlier or later (the time offset is a smooth
+blend of the anchors' offsets, never beyond them), frames in between sampled
+along the motion (:func:`retime`). This is the classic
 retiming of music-driven motion synthesis (e.g. Kim, Park and Shin, SIGGRAPH
 2003), applied after sampling.
 """
@@ -28,14 +32,17 @@ from typing import Optional
 
 import numpy as np
 from scipy.interpolate import CubicHermiteSpline
+from scipy.ndimage import maximum_filter1d
 
 from . import metrics
-from . import motion as mo
+from . import skeleton as sk
 
 SNAP_SECONDS = 0.1
 """Farthest a kinematic beat is moved to meet a music beat (3 frames at 30 fps)."""
 SPEED_RANGE = (0.8, 1.25)
 """Slowest and fastest average playback speed allowed between two anchors."""
+PIN_CLEARANCE_SECONDS = 0.5
+"""No beat is snapped this close to a pinned frame: the motion eased into a pin keeps its timing."""
 
 
 def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
@@ -56,13 +63,15 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     fixed = np.zeros(n, bool) if fixed is None else np.asarray(fixed, bool)
     reach = SNAP_SECONDS * fps + 1e-9
     slow, fast = SPEED_RANGE
+    clearance = int(round(PIN_CLEARANCE_SECONDS * fps))
+    near_pin = maximum_filter1d(fixed.astype(np.uint8), 2 * clearance + 1, mode="constant") > 0
 
     # Candidate anchors (output frame, source frame, required), in output order.
     candidates = [(float(f), float(f), True) for f in np.flatnonzero(fixed)]
     candidates += [(0.0, 0.0, True), (n - 1.0, n - 1.0, True)]
     if len(accents):
         for m in np.unique(np.asarray(beats, int)):
-            if not 0 < m < n - 1 or fixed[m]:
+            if not 0 < m < n - 1 or near_pin[m]:
                 continue
             k = accents[np.abs(accents - m).argmin()]
             if 0 < abs(k - m) <= reach:
@@ -90,20 +99,38 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     return np.clip(out, 0.0, n - 1.0)
 
 
+def _catmull_rom(values: np.ndarray, i0: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Catmull-Rom spline through the frames of ``values`` (N, ...) at ``i0 + frac``.
+
+    Unlike linear interpolation it keeps the motion's frame-to-frame detail
+    (a linear blend halfway between two frames averages them, a low-pass).
+    """
+    n = len(values)
+    p0, p1 = values[np.maximum(i0 - 1, 0)], values[i0]
+    p2, p3 = values[np.minimum(i0 + 1, n - 1)], values[np.minimum(i0 + 2, n - 1)]
+    f = frac.reshape((-1,) + (1,) * (values.ndim - 1))
+    return p1 + 0.5 * f * ((p2 - p0) + f * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + f * (3 * (p1 - p2) + p3 - p0)))
+
+
 def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray, fps: float,
            source: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Show ``source[i]`` (a float source frame) at output frame ``i``.
 
-    Rotations are slerped, the root and contacts interpolated linearly; frames
-    whose source is a whole frame are copied from it bit for bit.
+    Root positions and rotations (as sign-continuous unit quaternions) follow a
+    Catmull-Rom spline through the frames, contacts are interpolated linearly;
+    frames whose source is a whole frame are copied from it bit for bit.
     Returns poses (N, 72), root positions (N, 3) and contacts (N, 4) as float32.
+    ``fps`` is unused by the maths and kept for the caller's clarity.
     """
     source = np.asarray(source, np.float64)
-    poses, trans = mo.resample(smpl_poses, smpl_trans, fps, source / fps)
-    i0 = np.clip(np.floor(source).astype(int), 0, len(source) - 1)
-    i1 = np.minimum(i0 + 1, len(source) - 1)
-    frac = (source - i0)[:, None]
-    out_contacts = contacts[i0] + frac * (contacts[i1] - contacts[i0])
-    whole = frac[:, 0] == 0
+    n = len(smpl_poses)
+    i0 = np.clip(np.floor(source).astype(int), 0, n - 1)
+    frac = source - i0
+    q = sk.quat_continuous(sk.axis_angle_to_quat(np.asarray(smpl_poses, np.float64).reshape(n, sk.NUM_JOINTS, 3)))
+    poses = sk.quat_to_axis_angle(sk.quat_normalize(_catmull_rom(q, i0, frac))).reshape(n, -1)
+    trans = _catmull_rom(np.asarray(smpl_trans, np.float64), i0, frac)
+    i1 = np.minimum(i0 + 1, n - 1)
+    out_contacts = contacts[i0] + frac[:, None] * (contacts[i1] - contacts[i0])
+    whole = frac == 0
     poses[whole], trans[whole], out_contacts[whole] = smpl_poses[i0[whole]], smpl_trans[i0[whole]], contacts[i0[whole]]
     return poses.astype(np.float32), trans.astype(np.float32), out_contacts.astype(np.float32)

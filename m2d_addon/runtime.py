@@ -28,7 +28,7 @@ from ..inference.errors import M2DError
 from . import worker_client
 from .common import EXTENSION_DIR, redraw_while, user_dir
 
-RUNTIME_PACKAGES = ("torch", "numpy", "librosa", "soundfile", "soxr", "safetensors", "smplx")
+RUNTIME_PACKAGES = ("torch", "numpy", "librosa", "soundfile", "soxr", "scipy", "safetensors", "smplx")
 """The requirements.txt entries the engine process needs."""
 TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 """PyTorch's CUDA wheels, used on Windows with an NVIDIA GPU (PyPI's Windows torch is CPU-only)."""

@@ -17,7 +17,7 @@ def test_runtime_pins_come_from_requirements(ext):
     pins = ext.runtime.runtime_requirements()
     names = {p.split("=")[0].split("<")[0].split(">")[0] for p in pins}
     assert "torch==2.13.0" in pins
-    assert {"torch", "numpy", "librosa", "soundfile", "soxr", "safetensors", "smplx"} == names
+    assert {"torch", "numpy", "librosa", "soundfile", "soxr", "scipy", "safetensors", "smplx"} == names
     assert not any(p.startswith(("bpy", "pytest", "pillow")) for p in pins)
 
 
