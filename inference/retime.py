@@ -14,9 +14,9 @@ on them. Beat snap fixes the timing without changing a single pose:
   outside :data:`SPEED_RANGE`;
 * anchors that would need a harder change of speed are skipped, and every
   pinned frame is an anchor to itself: pins stay on their frames, and a
-  stretch that is pinned throughout is left exactly as it was; beats within
-  :data:`PIN_CLEARANCE_SECONDS` of a pin are not snapped, so the motion that
-  eases into a pin (:mod:`inference.constraints`) keeps its timing.
+  stretch that is pinned throughout is left exactly as it was; so are the
+  frames within :data:`PIN_CLEARANCE_SECONDS` of a pin, where the motion eases
+  into it (:mod:`inference.constraints`).
 
 The dance keeps its length and its first and last frames; its poses are
 shown up to :data:`SNAP_SECONDS` earlier or later (the time offset is a smooth
@@ -42,7 +42,7 @@ SNAP_SECONDS = 0.1
 SPEED_RANGE = (0.8, 1.25)
 """Slowest and fastest average playback speed allowed between two anchors."""
 PIN_CLEARANCE_SECONDS = 0.5
-"""No beat is snapped this close to a pinned frame: the motion eased into a pin keeps its timing."""
+"""Frames this close to a pinned frame keep their own time: the motion eased into a pin is untouched."""
 
 
 def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
@@ -66,8 +66,9 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     clearance = int(round(PIN_CLEARANCE_SECONDS * fps))
     near_pin = maximum_filter1d(fixed.astype(np.uint8), 2 * clearance + 1, mode="constant") > 0
 
-    # Candidate anchors (output frame, source frame, required), in output order.
-    candidates = [(float(f), float(f), True) for f in np.flatnonzero(fixed)]
+    # Candidate anchors (output frame, source frame, required), in output order. Pinned
+    # frames and those near them keep their own time.
+    candidates = [(float(f), float(f), True) for f in np.flatnonzero(near_pin)]
     candidates += [(0.0, 0.0, True), (n - 1.0, n - 1.0, True)]
     if len(accents):
         for m in np.unique(np.asarray(beats, int)):
