@@ -32,7 +32,7 @@ from inference import metrics  # noqa: E402
 from inference import skeleton as sk  # noqa: E402
 from inference.data.cache import DanceCache  # noqa: E402
 from inference.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
-from inference.features import features_from_file  # noqa: E402
+from inference.features import beats_from_features, features_from_file  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
 from inference.preview import write_gif, write_strip  # noqa: E402
 
@@ -55,7 +55,7 @@ def generated(gen: DanceGenerator, audio, start: float, seconds: float, seed: in
               beat_snap: bool = True):
     dance = gen.generate(audio, start=start, duration=seconds, seed=seed, beat_snap=beat_snap)
     dance.save(out / f"{name}.npz")
-    beats = np.flatnonzero(features_from_file(audio, gen.config, start=start, duration=seconds)[0][:, -1])
+    beats = beats_from_features(features_from_file(audio, gen.config, start=start, duration=seconds)[0], gen.config)
     return dance, EvalDance(name=name, joints=dance.joints, fps=dance.fps, beats=beats, music=str(audio))
 
 
@@ -98,8 +98,8 @@ def main() -> None:
         if not audio.exists():
             continue
         for seed in range(args.seeds):
-            dance, ev = generated(gen, audio, start, args.unheard_seconds, seed, f"unheard_{audio.parent.name}_{seed}", out,
-                                  not args.no_beat_snap)
+            dance, ev = generated(gen, audio, start, args.unheard_seconds, seed,
+                                  f"unheard_{audio.parent.name}_{seed}", out, not args.no_beat_snap)
             ev.music = f"{audio}@{start}"
             unheard.append((seed, ev))
         print(f"  unheard {audio.parent.name if audio != demo else 'demo'}: {args.seeds} seeds "

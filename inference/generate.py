@@ -126,7 +126,7 @@ class DanceGenerator:
             fixed = None if not constraints else constraints.pose_mask.any(1) | constraints.root_mask.any(1)
             source = beat_time_map(self._joints(poses, trans), beats_from_features(music, self.config),
                                    self.config.fps, fixed)
-            poses, trans, contacts = retime(poses, trans, contacts, self.config.fps, source)
+            poses, trans, contacts = retime(poses, trans, contacts, source)
         if constraints:
             # Pinned values are given back exactly as they were given, not via a conversion.
             p = poses.reshape(n, sk.NUM_JOINTS, 3)

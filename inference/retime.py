@@ -113,7 +113,7 @@ def _catmull_rom(values: np.ndarray, i0: np.ndarray, frac: np.ndarray) -> np.nda
     return p1 + 0.5 * f * ((p2 - p0) + f * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + f * (3 * (p1 - p2) + p3 - p0)))
 
 
-def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray, fps: float,
+def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray,
            source: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Show ``source[i]`` (a float source frame) at output frame ``i``.
 
@@ -121,7 +121,6 @@ def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray,
     Catmull-Rom spline through the frames, contacts are interpolated linearly;
     frames whose source is a whole frame are copied from it bit for bit.
     Returns poses (N, 72), root positions (N, 3) and contacts (N, 4) as float32.
-    ``fps`` is unused by the maths and kept for the caller's clarity.
     """
     source = np.asarray(source, np.float64)
     n = len(smpl_poses)

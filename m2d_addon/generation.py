@@ -135,7 +135,8 @@ def make_plan(context, save_npz: str = "") -> Plan:
     request = {
         "audio": audio, "start": frames.audio_start, "duration": frames.audio_duration,
         "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-        "beat_snap": settings.beat_snap, "device": settings.device, "weights": weights, "constraints": None, "output": output,
+        "beat_snap": settings.beat_snap, "device": settings.device, "weights": weights, "constraints": None,
+        "output": output,
     }
     return Plan(strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), frames=frames,
                 timing=strip_timing, target_name=target.name if target else None, request=request,
