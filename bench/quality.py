@@ -52,8 +52,8 @@ def frozen_stretch(joints: np.ndarray, fps: float) -> float:
 
 
 def generated(gen: DanceGenerator, audio, start: float, seconds: float, seed: int, name: str, out: Path,
-              beat_snap: bool = True):
-    dance = gen.generate(audio, start=start, duration=seconds, seed=seed, beat_snap=beat_snap)
+              post: dict):
+    dance = gen.generate(audio, start=start, duration=seconds, seed=seed, **post)
     dance.save(out / f"{name}.npz")
     beats = beats_from_features(features_from_file(audio, gen.config, start=start, duration=seconds)[0], gen.config)
     return dance, EvalDance(name=name, joints=dance.joints, fps=dance.fps, beats=beats, music=str(audio))
@@ -68,7 +68,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "out" / "quality"))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per song for the diversity check")
     parser.add_argument("--no-beat-snap", action="store_true", help="the network's timing, without beat snap")
+    parser.add_argument("--no-foot-lock", action="store_true", help="the network's feet, without foot lock")
     args = parser.parse_args()
+    post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -83,7 +85,7 @@ def main() -> None:
     for d in cache.split("test"):
         audio, start = audio_of[d.name]
         seconds = min(d.num_frames / cache.fps, args.max_seconds)
-        dance, ev = generated(gen, audio, start, seconds, 0, f"heldout_{d.name}", out, not args.no_beat_snap)
+        dance, ev = generated(gen, audio, start, seconds, 0, f"heldout_{d.name}", out, post)
         held_out.append(ev)
         print(f"  {d.name}: {seconds:.0f} s generated ({time.monotonic() - started:.0f} s)", flush=True)
 
@@ -99,7 +101,7 @@ def main() -> None:
             continue
         for seed in range(args.seeds):
             dance, ev = generated(gen, audio, start, args.unheard_seconds, seed,
-                                  f"unheard_{audio.parent.name}_{seed}", out, not args.no_beat_snap)
+                                  f"unheard_{audio.parent.name}_{seed}", out, post)
             ev.music = f"{audio}@{start}"
             unheard.append((seed, ev))
         print(f"  unheard {audio.parent.name if audio != demo else 'demo'}: {args.seeds} seeds "
@@ -125,10 +127,9 @@ def main() -> None:
 
     # Same seed, same dance; other seeds, other dances.
     audio, start = songs[-1]
-    snap = not args.no_beat_snap
-    a = gen.generate(audio, start=start, duration=10.0, seed=5, beat_snap=snap)
-    b = gen.generate(audio, start=start, duration=10.0, seed=5, beat_snap=snap)
-    c = gen.generate(audio, start=start, duration=10.0, seed=6, beat_snap=snap)
+    a = gen.generate(audio, start=start, duration=10.0, seed=5, **post)
+    b = gen.generate(audio, start=start, duration=10.0, seed=5, **post)
+    c = gen.generate(audio, start=start, duration=10.0, seed=6, **post)
     same = bool(np.array_equal(a.joints, b.joints))
     differ_cm = float(np.linalg.norm(a.joints - c.joints, axis=-1).mean() * 100)
 
@@ -157,7 +158,7 @@ def main() -> None:
     print()
     for b in bars:
         print(f"  [{'met' if b['met'] else 'MISSED'}] {b['bar']}: {b['value']} (target {b['target']})")
-    report = {"table": {k: v.as_dict() for k, v in results.items()}, "bars": bars,
+    report = {"table": {k: v.as_dict() for k, v in results.items()}, "bars": bars, "post": post,
               "seconds": round(time.monotonic() - started, 1), "weights": str(args.weights or "weights/")}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nWrote {out / 'report.json'} in {report['seconds']:.0f} s")

@@ -94,7 +94,7 @@ def _cmd_generate(args) -> int:
         dance = generator.generate(
             args.audio, start=args.start, duration=args.duration, seed=args.seed, steps=args.steps,
             guidance=args.guidance, eta=args.eta, constraints=constraints, beat_snap=not args.no_beat_snap,
-            progress=progress,
+            foot_lock=not args.no_foot_lock, progress=progress,
         )
     finally:
         progress.close()
@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 stochastic (default 0)")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="keep the network's own timing (by default accents within 0.1 s of a beat move onto it)")
+    g.add_argument("--no-foot-lock", action="store_true",
+                   help="keep the network's own feet (by default a foot resting on the floor is held still)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--weights", default=None, help="model folder or .safetensors file (default: weights/)")
     g.add_argument("--constraints", default=None, help="npz of pins to meet (see the README)")

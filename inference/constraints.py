@@ -25,6 +25,9 @@ from .errors import ConstraintsError
 
 _SAME_TOLERANCE = 1e-5
 """Two pins on one value agree when they differ by less than this (radians / metres)."""
+PIN_CLEARANCE_SECONDS = 0.5
+"""After sampling, beat snap and foot lock leave the frames this close to a pin as the sampler made them:
+the motion eased into a pin is untouched."""
 
 
 def _frames_array(frames, num_frames: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from .dance import Dance
 from .device import resolve_device
 from .errors import M2DError
 from .features import beats_from_features, features_from_file
+from .footlock import lock_feet
 from .longform import sample_dance
 from .retime import beat_time_map, retime
 from .silence import settle
@@ -67,12 +68,14 @@ class DanceGenerator:
         eta: Optional[float] = None,
         constraints: Optional[Constraints] = None,
         beat_snap: bool = True,
+        foot_lock: bool = True,
         progress: Optional[StageProgress] = None,
         should_cancel: Optional[Callable[[], bool]] = None,
     ) -> Dance:
         """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default).
 
-        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.retime`).
+        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.retime`);
+        ``foot_lock`` holds planted feet still (:mod:`inference.footlock`).
         """
         _check_settings(self.config, steps, guidance, eta)
         if progress:
@@ -82,7 +85,8 @@ class DanceGenerator:
             progress("features", 1, 1)
         dance = self.generate_from_features(
             music, audio_start=clip.start, seed=seed, steps=steps, guidance=guidance, eta=eta,
-            constraints=constraints, beat_snap=beat_snap, progress=progress, should_cancel=should_cancel,
+            constraints=constraints, beat_snap=beat_snap, foot_lock=foot_lock, progress=progress,
+            should_cancel=should_cancel,
         )
         dance.extras["audio_path"] = str(Path(audio).resolve())
         return dance
@@ -98,6 +102,7 @@ class DanceGenerator:
         eta: Optional[float] = None,
         constraints: Optional[Constraints] = None,
         beat_snap: bool = True,
+        foot_lock: bool = True,
         progress: Optional[StageProgress] = None,
         should_cancel: Optional[Callable[[], bool]] = None,
     ) -> Dance:
@@ -127,6 +132,9 @@ class DanceGenerator:
             source = beat_time_map(self._joints(poses, trans), beats_from_features(music, self.config),
                                    self.config.fps, fixed)
             poses, trans, contacts = retime(poses, trans, contacts, source)
+        if foot_lock:
+            # Legs pinned on a frame, and near it, are left as they are.
+            poses = lock_feet(poses, trans, self.config.fps, None if not constraints else constraints.pose_mask)
         if constraints:
             # Pinned values are given back exactly as they were given, not via a conversion.
             p = poses.reshape(n, sk.NUM_JOINTS, 3)
@@ -137,7 +145,7 @@ class DanceGenerator:
             progress("finishing", 1, 1)
         extras = {"seed": int(seed), "steps": int(steps or self.config.sample_steps),
                   "guidance": float(self.config.guidance if guidance is None else guidance),
-                  "beat_snap": bool(beat_snap)}
+                  "beat_snap": bool(beat_snap), "foot_lock": bool(foot_lock)}
         return Dance(fps=self.config.fps, smpl_poses=poses, smpl_trans=trans, joints=joints,
                      contacts=contacts, audio_start=float(audio_start), extras=extras)
 

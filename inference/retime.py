@@ -15,8 +15,8 @@ on them. Beat snap fixes the timing without changing a single pose:
 * anchors that would need a harder change of speed are skipped, and every
   pinned frame is an anchor to itself: pins stay on their frames, and a
   stretch that is pinned throughout is left exactly as it was; so are the
-  frames within :data:`PIN_CLEARANCE_SECONDS` of a pin, where the motion eases
-  into it (:mod:`inference.constraints`).
+  frames within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of a pin,
+  where the motion eases into it (:mod:`inference.constraints`).
 
 The dance keeps its length and its first and last frames; its poses are
 shown up to :data:`SNAP_SECONDS` earlier or later (the time offset is a smooth
@@ -36,13 +36,12 @@ from scipy.ndimage import maximum_filter1d
 
 from . import metrics
 from . import skeleton as sk
+from .constraints import PIN_CLEARANCE_SECONDS
 
 SNAP_SECONDS = 0.1
 """Farthest a kinematic beat is moved to meet a music beat (3 frames at 30 fps)."""
 SPEED_RANGE = (0.8, 1.25)
 """Slowest and fastest average playback speed allowed between two anchors."""
-PIN_CLEARANCE_SECONDS = 0.5
-"""Frames this close to a pinned frame keep their own time: the motion eased into a pin is untouched."""
 
 
 def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,

@@ -9,8 +9,8 @@ generation with the same weights and device skips the model load.
 Protocol: JSON, one object per line. Requests arrive on stdin::
 
     {"cmd": "generate", "id": 1, "audio": "song.ogg", "start": 12.5, "duration": 30.0,
-     "seed": 0, "steps": 50, "guidance": 2.0, "beat_snap": true, "device": "auto", "weights": null,
-     "constraints": null, "output": "/tmp/dance.npz"}
+     "seed": 0, "steps": 50, "guidance": 2.0, "beat_snap": true, "foot_lock": true,
+     "device": "auto", "weights": null, "constraints": null, "output": "/tmp/dance.npz"}
     {"cmd": "smpl_mesh", "id": 2, "model": "SMPL_NEUTRAL.pkl", "output": "/tmp/body.npz"}
     {"cmd": "probe", "id": 3}
     {"cmd": "quit"}
@@ -167,6 +167,7 @@ class Worker:
             req["audio"], start=float(req.get("start", 0.0)), duration=req.get("duration"),
             seed=int(req.get("seed", 0)), steps=req.get("steps"), guidance=req.get("guidance"),
             constraints=constraints, beat_snap=bool(req.get("beat_snap", True)),
+            foot_lock=bool(req.get("foot_lock", True)),
             progress=lambda stage, done, total: self.progress(req.get("id"), stage, done, total),
         )
         dance.save(output)

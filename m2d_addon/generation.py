@@ -135,8 +135,8 @@ def make_plan(context, save_npz: str = "") -> Plan:
     request = {
         "audio": audio, "start": frames.audio_start, "duration": frames.audio_duration,
         "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-        "beat_snap": settings.beat_snap, "device": settings.device, "weights": weights, "constraints": None,
-        "output": output,
+        "beat_snap": settings.beat_snap, "foot_lock": settings.foot_lock, "device": settings.device,
+        "weights": weights, "constraints": None, "output": output,
     }
     return Plan(strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), frames=frames,
                 timing=strip_timing, target_name=target.name if target else None, request=request,
@@ -198,7 +198,7 @@ def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = No
             "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(keys.audio_start),
             "seed": int(plan.request["seed"]), "steps": int(plan.request["steps"]),
             "guidance": float(plan.request["guidance"]), "beat_snap": bool(plan.request["beat_snap"]),
-            "frame_start": int(keys.frames[0]),
+            "foot_lock": bool(plan.request["foot_lock"]), "frame_start": int(keys.frames[0]),
             "frame_end": int(keys.frames[-1]), "fps": float(plan.timing.fps),
         }
         if plan.save_npz and npz_path:

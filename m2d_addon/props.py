@@ -78,6 +78,12 @@ class M2D_PG_settings(PropertyGroup):
                     "pins are unchanged). Off keeps the network's own timing",
         default=True,
     )
+    foot_lock: BoolProperty(
+        name="Lock Feet",
+        description="Hold a foot still while it rests on the floor (the leg bends to keep it there; "
+                    "pinned legs are unchanged). Off keeps the network's own feet, which may creep",
+        default=True,
+    )
     device: EnumProperty(
         name="Device",
         description="Where the network runs",

@@ -228,7 +228,8 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
             requests.append({
                 "audio": audio, "start": span.audio_start, "duration": span.audio_duration,
                 "seed": settings.seed + i, "steps": settings.steps, "guidance": settings.guidance,
-                "beat_snap": settings.beat_snap, "device": settings.device, "weights": weights,
+                "beat_snap": settings.beat_snap, "foot_lock": settings.foot_lock, "device": settings.device,
+                "weights": weights,
                 "constraints": constraints_path, "output": output,
             })
     except BaseException:
@@ -265,7 +266,7 @@ def apply(context, plan: EditPlan, actions: list):
         action["music2dance"] = {
             "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(plan.span.audio_start),
             "seed": int(request["seed"]), "steps": int(request["steps"]), "guidance": float(request["guidance"]),
-            "beat_snap": bool(request["beat_snap"]),
+            "beat_snap": bool(request["beat_snap"]), "foot_lock": bool(request["foot_lock"]),
             "frame_start": int(min(take[0], plan.written[0])), "frame_end": int(max(take[1], plan.written[1])),
             "fps": float(plan.timing.fps), "mode": plan.mode, "regenerated": list(plan.written),
             "source": plan.source_name or "", "pins": int(plan.pinned),

@@ -56,6 +56,7 @@ class VIEW3D_PT_m2d_dance(_DanceTab, Panel):
         col.prop(settings, "steps")
         col.prop(settings, "guidance")
         col.prop(settings, "beat_snap")
+        col.prop(settings, "foot_lock")
         col.prop(settings, "device")
         col.prop(settings, "target")
 

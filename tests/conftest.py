@@ -50,3 +50,11 @@ def trained_tiny(tmp_path_factory) -> Path:
                              log_every=100, val_every=300, checkpoint_every=300, stats_windows=256)
     run = tmp_path_factory.mktemp("trained")
     return Trainer(config, SyntheticDances(config), run, settings, torch.device("cpu"), log=lambda m: None).run()
+
+
+@pytest.fixture(scope="session")
+def trained_generator(trained_tiny):
+    """A :class:`DanceGenerator` on :func:`trained_tiny`, on the CPU."""
+    from inference.generate import DanceGenerator
+
+    return DanceGenerator(trained_tiny, device="cpu")

@@ -30,6 +30,15 @@ def music_like(seconds: float, bpm: float = 120.0, sr: int = SR, seed: int = 0) 
     return (click_track(seconds, bpm, sr) + bass + 0.01 * rng.normal(size=len(t))).astype(np.float32)
 
 
+def noise_features(config: M2DConfig, n: int, beat_every: int = 15, first_beat: int = 10,
+                   seed: int = 3) -> np.ndarray:
+    """(n, music_dim) random music features whose beat column marks every ``beat_every`` frames."""
+    music = np.random.default_rng(seed).normal(size=(n, config.music_dim)).astype(np.float32)
+    music[:, -1] = 0
+    music[np.arange(first_beat, n, beat_every), -1] = 1
+    return music
+
+
 class SyntheticDances:
     """A window source of smooth, beat-synchronous motion with matching music features.
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import noise_features
 
 from inference import metrics
 from inference import skeleton as sk
-from inference.constraints import Constraints
+from inference.constraints import PIN_CLEARANCE_SECONDS, Constraints
 from inference.generate import DanceGenerator
-from inference.retime import PIN_CLEARANCE_SECONDS, SNAP_SECONDS, SPEED_RANGE, beat_time_map, retime
+from inference.retime import SNAP_SECONDS, SPEED_RANGE, beat_time_map, retime
 
 FPS = 30
 PERIOD = 15  # frames between accents: 120 BPM
@@ -108,10 +109,7 @@ def generator(tiny_weights):
 
 def test_generator_snaps_only_the_timing_and_keeps_pins(generator):
     n = 240
-    rng = np.random.default_rng(3)
-    music = rng.normal(size=(n, generator.config.music_dim)).astype(np.float32)
-    music[:, -1] = 0
-    music[np.arange(10, n, 15), -1] = 1  # beats
+    music = noise_features(generator.config, n)  # a beat every 15 frames
     plain = generator.generate_from_features(music, seed=1, steps=4, beat_snap=False)
     snapped = generator.generate_from_features(music, seed=1, steps=4)
     assert snapped.extras["beat_snap"] and not plain.extras["beat_snap"]

@@ -108,6 +108,7 @@ def test_sound_offset_and_range(scene, song):
     assert tuple(action.frame_range) == (first, 100)
     assert action["music2dance"]["audio_start"] == pytest.approx(0.0, abs=1e-3)
     assert action["music2dance"]["beat_snap"]
+    assert action["music2dance"]["foot_lock"]
 
 
 def test_beat_snap_can_be_turned_off(scene, song):
@@ -115,6 +116,14 @@ def test_beat_snap_can_be_turned_off(scene, song):
     scene.m2d.beat_snap = False
     assert generate() == {"FINISHED"}
     assert not rig_of().animation_data.action["music2dance"]["beat_snap"]
+
+
+def test_foot_lock_can_be_turned_off(scene, song):
+    add_strip(scene, song)
+    scene.m2d.foot_lock = False
+    assert generate() == {"FINISHED"}
+    meta = rig_of().animation_data.action["music2dance"]
+    assert not meta["foot_lock"] and meta["beat_snap"]
 
 
 def test_takes_keep_other_animation(scene, song, ext):

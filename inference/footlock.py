@@ -1,0 +1,201 @@
+"""Foot lock: a foot the dance plants stays where it was planted.
+
+A diffusion model's feet creep: where a captured dancer's foot on the floor is
+still (under 0.1 m/s on about 35% of such frames in the ballroom set), the
+network's drifts slowly (10%). Foot lock is the classic clean-up of captured
+and synthesised motion (e.g. Kovar, Schreiner and Gleicher, "Footskate cleanup
+for motion capture editing", SCA 2002), applied after sampling:
+
+* a **plant** is a stretch of at least :data:`MIN_PLANT_SECONDS` in which a
+  foot is on the floor (its lower joint within :data:`PLANT_HEIGHT` of the
+  dance's floor) and slower than :data:`PLANT_SPEED` (its slower joint; the
+  speed above which :func:`inference.metrics.foot_skating` calls a planted foot
+  sliding); breaks of up to :data:`GAP_SECONDS` are bridged;
+* during a plant the joint the foot rests on (ankle or toe, whichever travels
+  less) is held at its mean position over the plant, moved sideways only and
+  by at most :data:`MAX_SHIFT`; between plants the move changes from one
+  plant's to the next's in step with the foot's own travel, so a step grows or
+  shrinks a little rather than the foot jumping;
+* the leg reaches the moved foot by two-bone inverse kinematics (hip and knee),
+  and the ankle turns back so that the foot keeps its orientation in the world.
+  Root, spine, arms and head are untouched.
+
+A leg whose hip, knee or ankle is pinned is left alone on the pinned frames and
+within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of them, the lock
+fading in over :data:`EASE_SECONDS` beyond, so pins and the motion eased into
+them stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt, find_objects, label
+
+from . import metrics
+from . import skeleton as sk
+from .constraints import PIN_CLEARANCE_SECONDS
+
+PLANT_HEIGHT = metrics.SKATE_HEIGHT
+"""A foot whose lower joint is within this many metres of the floor can be planted."""
+PLANT_SPEED = metrics.SKATE_SPEED
+"""m/s: a foot on the floor whose slower joint moves slower than this is planted."""
+MIN_PLANT_SECONDS = 0.1
+"""Shorter plants are passing touches, left as they are."""
+GAP_SECONDS = 0.1
+"""A plant interrupted for at most this long is one plant."""
+EASE_SECONDS = 0.25
+"""Beyond a pinned leg's clearance, the lock fades in over this long."""
+BLEND_SPEED_FLOOR = 0.05
+"""m/s added to the foot's speed when spreading a lock's correction over the step between two plants."""
+MAX_SHIFT = 0.08
+"""Farthest a foot is moved (metres): a plant that drifts further is held only partly."""
+
+LEGS = (
+    tuple(sk.JOINT_INDEX[n] for n in ("left_hip", "left_knee", "left_ankle")),
+    tuple(sk.JOINT_INDEX[n] for n in ("right_hip", "right_knee", "right_ankle")),
+)
+"""Each leg's IK chain, in :data:`inference.metrics.FEET` order (left, right)."""
+_REACH_MARGIN = 1e-4
+"""Metres kept from a fully straight or fully folded knee."""
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def plants(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> list[slice]:
+    """The plants of one foot (0 left, 1 right): frame ranges in which it stands still on the floor."""
+    ankle_toe = list(metrics.FEET[foot])
+    floor = metrics.estimate_floor(joints) if floor is None else floor
+    low = joints[:, ankle_toe, metrics.UP].min(axis=1) - floor < PLANT_HEIGHT
+    speed = np.linalg.norm(np.gradient(joints[:, ankle_toe][..., metrics.HORIZONTAL], axis=0), axis=-1) * fps
+    planted = low & (speed.min(axis=1) < PLANT_SPEED)
+    merged: list[list[int]] = []  # [start, stop) of each run, short breaks bridged
+    gap = int(round(GAP_SECONDS * fps))
+    for (run,) in find_objects(label(planted)[0]):
+        if merged and run.start - merged[-1][1] <= gap:
+            merged[-1][1] = run.stop
+        else:
+            merged.append([run.start, run.stop])
+    shortest = max(1, int(round(MIN_PLANT_SECONDS * fps)))
+    return [slice(a, b) for a, b in merged if b - a >= shortest]
+
+
+def foot_shifts(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> np.ndarray:
+    """(N, 3) sideways move of one foot: each plant held still, blended in between (from 0 at the ends)."""
+    n = len(joints)
+    ankle_toe = list(metrics.FEET[foot])
+    shift = np.zeros((n, 3))
+    held = []
+    for p in plants(joints, fps, foot, floor):
+        points = joints[p][:, ankle_toe][..., metrics.HORIZONTAL]  # (L, 2 joints, 2)
+        path = np.linalg.norm(np.diff(points, axis=0), axis=-1).sum(axis=0)
+        anchor = points[:, int(path.argmin())]  # the joint the foot rests on
+        move = anchor.mean(axis=0) - anchor
+        size = np.linalg.norm(move, axis=-1, keepdims=True)
+        move *= np.minimum(1.0, MAX_SHIFT / np.maximum(size, 1e-12))
+        shift[p, :2] = move
+        held.append((p, move))
+    # Between plants the move changes from one plant's to the next's in step with the foot's own
+    # travel: the step grows or shrinks a little where the foot is moving anyway, and a foot that
+    # lingers near the floor before or after a plant is not hurried.
+    step = np.gradient(joints[:, ankle_toe][..., metrics.HORIZONTAL], axis=0)
+    travel = np.linalg.norm(step, axis=-1).mean(axis=1)  # metres per frame
+    for (a, before), (b, after) in zip([(slice(0, 0), None)] + held, held + [(slice(n, n), None)]):
+        gap = np.arange(a.stop, b.start)
+        if not len(gap):
+            continue
+        weight = travel[gap] * fps + BLEND_SPEED_FLOOR
+        progress = ((np.cumsum(weight) - 0.5 * weight) / weight.sum())[:, None]
+        start = np.zeros(2) if before is None else before[-1]
+        end = np.zeros(2) if after is None else after[0]
+        shift[gap, :2] = (1.0 - progress) * start + progress * end
+    return shift
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, 3, 3) shortest rotations turning directions ``a`` onto ``b`` (M, 3)."""
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1)
+    cos = (a * b).sum(axis=-1)
+    angle = np.arctan2(sin, cos)
+    axis = np.where(sin[:, None] > 1e-12, axis / np.maximum(sin, 1e-12)[:, None], 0.0)
+    return sk.axis_angle_to_matrix(axis * angle[:, None])
+
+
+def leg_ik(local: np.ndarray, world_pos: np.ndarray, world_rot: np.ndarray, leg: tuple[int, int, int],
+           target: np.ndarray) -> np.ndarray:
+    """New local rotations (M, 3, 3, 3) of a leg's hip, knee and ankle that put its ankle on ``target`` (M, 3).
+
+    Two-bone IK: the knee bends or straightens in the leg's own plane to give
+    the hip-to-ankle distance, then the hip swings the leg onto the target; the
+    ankle's world orientation is kept. Targets out of reach are approached as
+    near as the leg allows.
+    """
+    hip, knee, ankle = leg
+    h, k, a = world_pos[:, hip], world_pos[:, knee], world_pos[:, ankle]
+    thigh, shin = k - h, a - k
+    upper, lower = np.linalg.norm(thigh, axis=-1), np.linalg.norm(shin, axis=-1)
+    reach = np.clip(np.linalg.norm(target - h, axis=-1),
+                    np.abs(upper - lower) + _REACH_MARGIN, upper + lower - _REACH_MARGIN)
+    # Interior knee angle now and needed (between knee->hip and knee->ankle).
+    now = np.arccos(np.clip((-thigh * shin).sum(-1) / (upper * lower), -1.0, 1.0))
+    need = np.arccos(np.clip((upper ** 2 + lower ** 2 - reach ** 2) / (2 * upper * lower), -1.0, 1.0))
+    normal = np.cross(-thigh, shin)
+    size = np.linalg.norm(normal, axis=-1)
+    # A straight leg has no plane: bend it about the knee's own hinge (SMPL's local x).
+    hinge = world_rot[:, knee][..., 0]
+    axis = np.where(size[:, None] > 1e-9, normal / np.maximum(size, 1e-12)[:, None], -hinge)
+    bend = sk.axis_angle_to_matrix(axis * (need - now)[:, None])
+    ankle_bent = k + (bend @ shin[..., None])[..., 0]
+    swing = _rotation_between(ankle_bent - h, target - h)
+    hip_world = swing @ world_rot[:, hip]
+    knee_world = swing @ bend @ world_rot[:, knee]
+    parent = world_rot[:, sk.PARENTS[hip]]
+    out = np.empty((len(target), 3, 3, 3))
+    out[:, 0] = np.swapaxes(parent, -1, -2) @ hip_world
+    out[:, 1] = np.swapaxes(hip_world, -1, -2) @ knee_world
+    out[:, 2] = np.swapaxes(knee_world, -1, -2) @ world_rot[:, ankle]
+    return out
+
+
+def pin_weights(pose_mask: Optional[np.ndarray], n: int, fps: float, leg: tuple[int, int, int]) -> np.ndarray:
+    """(N,) 0 on and near frames where the leg is pinned, easing to 1 beyond."""
+    if pose_mask is None or not pose_mask[:, list(leg)].any():
+        return np.ones(n)
+    pinned = pose_mask[:, list(leg)].any(axis=1)
+    distance = distance_transform_edt(~pinned)  # frames to the nearest pinned frame
+    clearance = PIN_CLEARANCE_SECONDS * fps
+    ease = max(1.0, EASE_SECONDS * fps)
+    return _smoothstep((distance - clearance) / ease)
+
+
+def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
+              pose_mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """Poses (N, 72) with every plant held still; frames and legs with nothing to lock keep their values exactly.
+
+    Args:
+        smpl_poses, smpl_trans: the dance, (N, 72) axis-angle and (N, 3) metres.
+        fps: its frame rate.
+        pose_mask: optional (N, 24) pinned joints (:class:`inference.constraints.Constraints`).
+    """
+    poses = np.array(smpl_poses, np.float64, copy=True)
+    n = len(poses)
+    if n < 3:
+        return poses.astype(np.asarray(smpl_poses).dtype)
+    local = sk.axis_angle_to_matrix(poses.reshape(n, sk.NUM_JOINTS, 3))
+    world_pos, world_rot = sk.forward_kinematics(local, np.asarray(smpl_trans, np.float64))
+    floor = metrics.estimate_floor(world_pos)
+    out = poses.reshape(n, sk.NUM_JOINTS, 3)
+    for foot, leg in enumerate(LEGS):
+        shift = foot_shifts(world_pos, fps, foot, floor) * pin_weights(pose_mask, n, fps, leg)[:, None]
+        moved = np.flatnonzero(np.abs(shift).max(axis=1) > 0)
+        if not len(moved):
+            continue
+        target = world_pos[moved, leg[2]] + shift[moved]
+        rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target)
+        out[moved[:, None], list(leg)] = sk.matrix_to_axis_angle(rot)
+    return poses.astype(np.asarray(smpl_poses).dtype)
