@@ -18,7 +18,9 @@ for motion capture editing", SCA 2002), applied after sampling:
   shrinks a little rather than the foot jumping;
 * the leg reaches the moved foot by two-bone inverse kinematics (hip and knee),
   and the ankle turns back so that the foot keeps its orientation in the world.
-  Root, spine, arms and head are untouched.
+  Near full extension the IK is soft (:data:`SOFT_REACH`), and between plants
+  the leg's reach is smoothed over time, so a knee never snaps straight or
+  flicks. Root, spine, arms and head are untouched.
 
 A leg whose hip, knee or ankle is pinned is left alone on the pinned frames and
 within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of them, the lock
@@ -31,7 +33,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, find_objects, label
+from scipy.ndimage import distance_transform_edt, find_objects, gaussian_filter1d, label
 
 from . import metrics
 from . import skeleton as sk
@@ -51,6 +53,10 @@ BLEND_SPEED_FLOOR = 0.05
 """m/s added to the foot's speed when spreading a lock's correction over the step between two plants."""
 MAX_SHIFT = 0.08
 """Farthest a foot is moved (metres): a plant that drifts further is held only partly."""
+SOFT_REACH = 0.97
+"""Fraction of a leg's length beyond which the IK straightens the knee ever more slowly (soft IK)."""
+REACH_SMOOTHING_SECONDS = 1.0 / 30.0
+"""Between plants, the legs' reach is smoothed over time with a Gaussian of this width (sigma)."""
 
 LEGS = (
     tuple(sk.JOINT_INDEX[n] for n in ("left_hip", "left_knee", "left_ankle")),
@@ -84,13 +90,17 @@ def plants(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = N
     return [slice(a, b) for a, b in merged if b - a >= shortest]
 
 
-def foot_shifts(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> np.ndarray:
-    """(N, 3) sideways move of one foot: each plant held still, blended in between (from 0 at the ends)."""
+def foot_shifts(joints: np.ndarray, fps: float, foot: int,
+                floor: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sideways move (N, 3) of one foot that holds each plant still, blended in between (from 0 at the
+    ends), and the (N,) mask of the plants' frames."""
     n = len(joints)
     ankle_toe = list(metrics.FEET[foot])
     shift = np.zeros((n, 3))
+    planted = np.zeros(n, bool)
     held = []
     for p in plants(joints, fps, foot, floor):
+        planted[p] = True
         points = joints[p][:, ankle_toe][..., metrics.HORIZONTAL]  # (L, 2 joints, 2)
         path = np.linalg.norm(np.diff(points, axis=0), axis=-1).sum(axis=0)
         anchor = points[:, int(path.argmin())]  # the joint the foot rests on
@@ -108,12 +118,13 @@ def foot_shifts(joints: np.ndarray, fps: float, foot: int, floor: Optional[float
         gap = np.arange(a.stop, b.start)
         if not len(gap):
             continue
-        weight = travel[gap] * fps + BLEND_SPEED_FLOOR
-        progress = ((np.cumsum(weight) - 0.5 * weight) / weight.sum())[:, None]
         start = np.zeros(2) if before is None else before[-1]
         end = np.zeros(2) if after is None else after[0]
+        weight = travel[gap] * fps + BLEND_SPEED_FLOOR
+        share = weight / weight.sum()  # of the change, per frame
+        progress = (np.cumsum(share) - 0.5 * share)[:, None]
         shift[gap, :2] = (1.0 - progress) * start + progress * end
-    return shift
+    return shift, planted
 
 
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -126,21 +137,36 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return sk.axis_angle_to_matrix(axis * angle[:, None])
 
 
+def soft_reach(want: np.ndarray, full: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Hip-to-ankle distance a leg of length ``full`` gives for a wanted one (soft IK).
+
+    Up to :data:`SOFT_REACH` of the leg's length (or the leg's ``own``
+    extension, if straighter) the wanted distance; beyond, a curve that starts
+    at slope 1 and approaches a straight leg ever more slowly, so the knee cannot
+    snap straight from one frame to the next.
+    """
+    soft = np.maximum(SOFT_REACH * full, own)
+    room = np.maximum(full - _REACH_MARGIN - soft, 1e-9)
+    return np.where(want > soft, soft + room * -np.expm1(-np.maximum(want - soft, 0.0) / room), want)
+
+
 def leg_ik(local: np.ndarray, world_pos: np.ndarray, world_rot: np.ndarray, leg: tuple[int, int, int],
-           target: np.ndarray) -> np.ndarray:
+           target: np.ndarray, reach: Optional[np.ndarray] = None) -> np.ndarray:
     """New local rotations (M, 3, 3, 3) of a leg's hip, knee and ankle that put its ankle on ``target`` (M, 3).
 
     Two-bone IK: the knee bends or straightens in the leg's own plane to give
     the hip-to-ankle distance, then the hip swings the leg onto the target; the
-    ankle's world orientation is kept. Targets out of reach are approached as
-    near as the leg allows.
+    ankle's world orientation is kept. ``reach`` (M,) overrides the
+    hip-to-ankle distance, by default :func:`soft_reach` of the target's: a
+    target beyond it is aimed at but not reached.
     """
     hip, knee, ankle = leg
     h, k, a = world_pos[:, hip], world_pos[:, knee], world_pos[:, ankle]
     thigh, shin = k - h, a - k
     upper, lower = np.linalg.norm(thigh, axis=-1), np.linalg.norm(shin, axis=-1)
-    reach = np.clip(np.linalg.norm(target - h, axis=-1),
-                    np.abs(upper - lower) + _REACH_MARGIN, upper + lower - _REACH_MARGIN)
+    if reach is None:
+        reach = soft_reach(np.linalg.norm(target - h, axis=-1), upper + lower, np.linalg.norm(a - h, axis=-1))
+    reach = np.clip(reach, np.abs(upper - lower) + _REACH_MARGIN, upper + lower - _REACH_MARGIN)
     # Interior knee angle now and needed (between knee->hip and knee->ankle).
     now = np.arccos(np.clip((-thigh * shin).sum(-1) / (upper * lower), -1.0, 1.0))
     need = np.arccos(np.clip((upper ** 2 + lower ** 2 - reach ** 2) / (2 * upper * lower), -1.0, 1.0))
@@ -191,11 +217,19 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
     floor = metrics.estimate_floor(world_pos)
     out = poses.reshape(n, sk.NUM_JOINTS, 3)
     for foot, leg in enumerate(LEGS):
-        shift = foot_shifts(world_pos, fps, foot, floor) * pin_weights(pose_mask, n, fps, leg)[:, None]
+        shift, planted = foot_shifts(world_pos, fps, foot, floor)
+        shift *= pin_weights(pose_mask, n, fps, leg)[:, None]
         moved = np.flatnonzero(np.abs(shift).max(axis=1) > 0)
         if not len(moved):
             continue
-        target = world_pos[moved, leg[2]] + shift[moved]
-        rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target)
+        hip, knee, ankle = (world_pos[:, j] for j in leg)
+        full = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
+        reach = soft_reach(np.linalg.norm(ankle + shift - hip, axis=-1), full, np.linalg.norm(ankle - hip, axis=-1))
+        # Between plants the foot is stepping: how far the leg reaches changes smoothly there, so
+        # a target that swings away and back within a frame or two does not flick the knee.
+        stepping = ~planted
+        reach[stepping] = gaussian_filter1d(reach, REACH_SMOOTHING_SECONDS * fps, mode="nearest")[stepping]
+        target = ankle[moved] + shift[moved]
+        rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target, reach[moved])
         out[moved[:, None], list(leg)] = sk.matrix_to_axis_angle(rot)
     return poses.astype(np.asarray(smpl_poses).dtype)

@@ -9,7 +9,7 @@ from synthetic import noise_features
 from inference import metrics
 from inference import skeleton as sk
 from inference.constraints import PIN_CLEARANCE_SECONDS, Constraints, joint_indices
-from inference.footlock import LEGS, MAX_SHIFT, leg_ik, lock_feet
+from inference.footlock import LEGS, MAX_SHIFT, SOFT_REACH, leg_ik, lock_feet, soft_reach
 
 FPS = 30.0
 LEG_JOINTS = sorted(j for leg in LEGS for j in leg)
@@ -102,17 +102,34 @@ def test_leg_ik_puts_the_ankle_on_target_and_keeps_the_foot_turned():
         new = local.copy()
         new[:, list(leg)] = leg_ik(local, pos, rot, leg, target)
         pos2, rot2 = sk.forward_kinematics(new, trans)
-        hip, knee = pos[:, leg[0]], pos[:, leg[1]]
-        reach = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(pos[:, leg[2]] - knee, axis=-1)
-        far = np.linalg.norm(target - hip, axis=-1) > reach - 1e-3
-        assert 0 < far.sum() < m / 5
+        hip, knee, ankle = pos[:, leg[0]], pos[:, leg[1]], pos[:, leg[2]]
+        full = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
+        own = np.linalg.norm(ankle - hip, axis=-1)
+        want = np.linalg.norm(target - hip, axis=-1)
+        far = want > np.maximum(SOFT_REACH * full, own)
+        assert 0 < far.sum() < m / 3
         np.testing.assert_allclose(pos2[~far, leg[2]], target[~far], atol=1e-9)
-        # Out of reach: the straightened leg points at the target.
-        aim = (target - hip)[far] / np.linalg.norm(target - hip, axis=-1)[far, None]
-        got = (pos2[:, leg[2]] - hip)[far] / np.linalg.norm(pos2[:, leg[2]] - hip, axis=-1)[far, None]
-        np.testing.assert_allclose(got, aim, atol=1e-9)
+        # Beyond the soft reach: aimed at the target, never quite straight, never further than wanted.
+        got = pos2[:, leg[2]] - hip
+        np.testing.assert_allclose(np.linalg.norm(got, axis=-1)[far], soft_reach(want, full, own)[far], atol=1e-9)
+        assert np.all(np.linalg.norm(got, axis=-1)[far] < np.minimum(want, full)[far])
+        aim = (target - hip)[far] / want[far, None]
+        np.testing.assert_allclose(got[far] / np.linalg.norm(got[far], axis=-1, keepdims=True), aim, atol=1e-9)
         np.testing.assert_allclose(rot2[:, leg[2]], rot[:, leg[2]], atol=1e-9)
         np.testing.assert_allclose(pos2[:, leg[0]], pos[:, leg[0]], atol=1e-12)  # the hip stays
+
+
+def test_soft_reach_never_snaps_the_leg_straight():
+    full, own = 0.8, 0.7
+    want = np.linspace(0.5, 1.2, 7001)
+    got = soft_reach(want, np.full_like(want, full), np.full_like(want, own))
+    soft = SOFT_REACH * full
+    np.testing.assert_array_equal(got[want <= soft], want[want <= soft])  # wanted distance, exactly
+    assert np.all(np.diff(got) > 0) and got.max() < full  # always a little bent
+    slope = np.diff(got) / np.diff(want)
+    assert np.abs(np.diff(slope)).max() < 1e-2  # no kink where it starts to soften
+    # A leg already straighter than the soft limit keeps its own extension.
+    assert soft_reach(np.array([0.79]), np.array([full]), np.array([0.79]))[0] == 0.79
 
 
 def test_generator_locks_feet_after_the_timing_and_keeps_pins(trained_generator):
