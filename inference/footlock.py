@@ -56,7 +56,7 @@ MAX_SHIFT = 0.08
 SOFT_REACH = 0.97
 """Fraction of a leg's length beyond which the IK straightens the knee ever more slowly (soft IK)."""
 REACH_SMOOTHING_SECONDS = 1.0 / 30.0
-"""Between plants, the legs' reach is smoothed over time with a Gaussian of this width (sigma)."""
+"""Between plants, the lock's change to a leg's reach is smoothed over time with a Gaussian of this width (sigma)."""
 
 LEGS = (
     tuple(sk.JOINT_INDEX[n] for n in ("left_hip", "left_knee", "left_ankle")),
@@ -224,11 +224,13 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
             continue
         hip, knee, ankle = (world_pos[:, j] for j in leg)
         full = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
-        reach = soft_reach(np.linalg.norm(ankle + shift - hip, axis=-1), full, np.linalg.norm(ankle - hip, axis=-1))
-        # Between plants the foot is stepping: how far the leg reaches changes smoothly there, so
-        # a target that swings away and back within a frame or two does not flick the knee.
+        own = np.linalg.norm(ankle - hip, axis=-1)
+        change = soft_reach(np.linalg.norm(ankle + shift - hip, axis=-1), full, own) - own
+        # Between plants the foot is stepping: the change in how far the leg reaches is smoothed
+        # there, so a target that swings away and back within a frame or two does not flick the knee.
         stepping = ~planted
-        reach[stepping] = gaussian_filter1d(reach, REACH_SMOOTHING_SECONDS * fps, mode="nearest")[stepping]
+        change[stepping] = gaussian_filter1d(change, REACH_SMOOTHING_SECONDS * fps, mode="nearest")[stepping]
+        reach = own + change
         target = ankle[moved] + shift[moved]
         rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target, reach[moved])
         out[moved[:, None], list(leg)] = sk.matrix_to_axis_angle(rot)
