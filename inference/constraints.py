@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from . import skeleton as sk
 from .errors import ConstraintsError
@@ -27,7 +28,15 @@ _SAME_TOLERANCE = 1e-5
 """Two pins on one value agree when they differ by less than this (radians / metres)."""
 PIN_CLEARANCE_SECONDS = 0.5
 """After sampling, beat snap and foot lock leave the frames this close to a pin as the sampler made them:
-the motion eased into a pin is untouched."""
+the motion eased into a pin is untouched (:func:`frames_to_pin`)."""
+
+
+def frames_to_pin(pinned) -> np.ndarray:
+    """(N,) distance in frames from each frame to the nearest ``pinned`` (N,) frame; inf when none is."""
+    pinned = np.asarray(pinned, bool)
+    if not pinned.any():
+        return np.full(len(pinned), np.inf)
+    return distance_transform_edt(~pinned)
 
 
 def _frames_array(frames, num_frames: int) -> np.ndarray:

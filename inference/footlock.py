@@ -33,11 +33,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, find_objects, gaussian_filter1d, label
+from scipy.ndimage import find_objects, gaussian_filter1d, label
 
 from . import metrics
 from . import skeleton as sk
-from .constraints import PIN_CLEARANCE_SECONDS
+from .constraints import PIN_CLEARANCE_SECONDS, frames_to_pin
 
 PLANT_HEIGHT = metrics.SKATE_HEIGHT
 """A foot whose lower joint is within this many metres of the floor can be planted."""
@@ -190,13 +190,10 @@ def leg_ik(local: np.ndarray, world_pos: np.ndarray, world_rot: np.ndarray, leg:
 
 def pin_weights(pose_mask: Optional[np.ndarray], n: int, fps: float, leg: tuple[int, int, int]) -> np.ndarray:
     """(N,) 0 on and near frames where the leg is pinned, easing to 1 beyond."""
-    if pose_mask is None or not pose_mask[:, list(leg)].any():
+    if pose_mask is None:
         return np.ones(n)
-    pinned = pose_mask[:, list(leg)].any(axis=1)
-    distance = distance_transform_edt(~pinned)  # frames to the nearest pinned frame
-    clearance = PIN_CLEARANCE_SECONDS * fps
-    ease = max(1.0, EASE_SECONDS * fps)
-    return _smoothstep((distance - clearance) / ease)
+    distance = frames_to_pin(pose_mask[:, list(leg)].any(axis=1))
+    return _smoothstep((distance - PIN_CLEARANCE_SECONDS * fps) / max(1.0, EASE_SECONDS * fps))
 
 
 def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,

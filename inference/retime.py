@@ -32,11 +32,10 @@ from typing import Optional
 
 import numpy as np
 from scipy.interpolate import CubicHermiteSpline
-from scipy.ndimage import maximum_filter1d
 
 from . import metrics
 from . import skeleton as sk
-from .constraints import PIN_CLEARANCE_SECONDS
+from .constraints import PIN_CLEARANCE_SECONDS, frames_to_pin
 
 SNAP_SECONDS = 0.1
 """Farthest a kinematic beat is moved to meet a music beat (3 frames at 30 fps)."""
@@ -62,8 +61,7 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     fixed = np.zeros(n, bool) if fixed is None else np.asarray(fixed, bool)
     reach = SNAP_SECONDS * fps + 1e-9
     slow, fast = SPEED_RANGE
-    clearance = int(round(PIN_CLEARANCE_SECONDS * fps))
-    near_pin = maximum_filter1d(fixed.astype(np.uint8), 2 * clearance + 1, mode="constant") > 0
+    near_pin = frames_to_pin(fixed) <= PIN_CLEARANCE_SECONDS * fps
 
     # Candidate anchors (output frame, source frame, required), in output order. Pinned
     # frames and those near them keep their own time.

@@ -229,8 +229,7 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
                 "audio": audio, "start": span.audio_start, "duration": span.audio_duration,
                 "seed": settings.seed + i, "steps": settings.steps, "guidance": settings.guidance,
                 "beat_snap": settings.beat_snap, "foot_lock": settings.foot_lock, "device": settings.device,
-                "weights": weights,
-                "constraints": constraints_path, "output": output,
+                "weights": weights, "constraints": constraints_path, "output": output,
             })
     except BaseException:
         for path in temp:
