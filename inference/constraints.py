@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
@@ -31,12 +31,26 @@ PIN_CLEARANCE_SECONDS = 0.5
 the motion eased into a pin is untouched (:func:`frames_to_pin`)."""
 
 
+PIN_EASE_SECONDS = 0.25
+"""Beyond a pin's clearance, a clean-up (foot lock, head turn limit) fades in over this long."""
+
+
 def frames_to_pin(pinned) -> np.ndarray:
     """(N,) distance in frames from each frame to the nearest ``pinned`` (N,) frame; inf when none is."""
     pinned = np.asarray(pinned, bool)
     if not pinned.any():
         return np.full(len(pinned), np.inf)
     return distance_transform_edt(~pinned)
+
+
+def clear_of_pins(pose_mask: Optional[np.ndarray], num_frames: int, fps: float, joints) -> np.ndarray:
+    """(N,) weights for a clean-up of ``joints`` (indices): 0 on and within :data:`PIN_CLEARANCE_SECONDS`
+    of a frame where one of them is pinned, rising smoothly to 1 over :data:`PIN_EASE_SECONDS`."""
+    if pose_mask is None:
+        return np.ones(num_frames)
+    distance = frames_to_pin(np.asarray(pose_mask)[:, list(joints)].any(axis=1))
+    x = np.clip((distance - PIN_CLEARANCE_SECONDS * fps) / max(1.0, PIN_EASE_SECONDS * fps), 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
 
 
 def _frames_array(frames, num_frames: int) -> np.ndarray:
@@ -337,8 +351,11 @@ def _ease(pred, target, mask, frames: int, delta, shift, trusted=None, stretch=N
         if lo >= 0:  # the stretch after pinned frame lo
             v_pin = pinned_step(lo, lo - 1)
             if trusted[lo]:
+                v_own = delta(pred[lo], pred[lo - 1]) if lo >= 1 else zero
                 d = delta(target[lo], pred[lo])
-                v = zero if v_pin is None else v_pin - delta(pred[lo], pred[lo - 1])
+                if v_pin is not None and n_free >= 2:  # a jump from its last pinned frame to its first free one
+                    d = delta(target[lo], shift(pred[lo + 1], -(v_pin + delta(pred[lo + 2], pred[lo + 1])) / 2))
+                v = zero if v_pin is None else v_pin - v_own
             else:
                 v_free = delta(pred[lo + 2], pred[lo + 1]) if n_free >= 2 else zero
                 d = delta(target[lo], shift(pred[lo + 1], -v_free))
@@ -347,8 +364,11 @@ def _ease(pred, target, mask, frames: int, delta, shift, trusted=None, stretch=N
         if hi < t:  # the stretch before pinned frame hi
             v_pin = pinned_step(hi + 1, hi)
             if trusted[hi]:
+                v_own = delta(pred[hi + 1], pred[hi]) if hi + 1 < t else zero
                 d = delta(target[hi], pred[hi])
-                v = zero if v_pin is None else v_pin - delta(pred[hi + 1], pred[hi])
+                if v_pin is not None and n_free >= 2:
+                    d = delta(target[hi], shift(pred[hi - 1], (v_pin + delta(pred[hi - 1], pred[hi - 2])) / 2))
+                v = zero if v_pin is None else v_pin - v_own
             else:
                 v_free = delta(pred[hi - 1], pred[hi - 2]) if n_free >= 2 else zero
                 d = delta(target[hi], shift(pred[hi - 1], v_free))

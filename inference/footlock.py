@@ -24,8 +24,8 @@ for motion capture editing", SCA 2002), applied after sampling:
 
 A leg whose hip, knee or ankle is pinned is left alone on the pinned frames and
 within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of them, the lock
-fading in over :data:`EASE_SECONDS` beyond, so pins and the motion eased into
-them stay exactly as they were.
+fading in over :data:`~inference.constraints.PIN_EASE_SECONDS` beyond, so pins
+and the motion eased into them stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from scipy.ndimage import find_objects, gaussian_filter1d, label
 
 from . import metrics
 from . import skeleton as sk
-from .constraints import PIN_CLEARANCE_SECONDS, frames_to_pin
+from .constraints import clear_of_pins
 
 PLANT_HEIGHT = metrics.SKATE_HEIGHT
 """A foot whose lower joint is within this many metres of the floor can be planted."""
@@ -47,8 +47,6 @@ MIN_PLANT_SECONDS = 0.1
 """Shorter plants are passing touches, left as they are."""
 GAP_SECONDS = 0.1
 """A plant interrupted for at most this long is one plant."""
-EASE_SECONDS = 0.25
-"""Beyond a pinned leg's clearance, the lock fades in over this long."""
 BLEND_SPEED_FLOOR = 0.05
 """m/s added to the foot's speed when spreading a lock's correction over the step between two plants."""
 MAX_SHIFT = 0.08
@@ -65,11 +63,6 @@ LEGS = (
 """Each leg's IK chain, in :data:`inference.metrics.FEET` order (left, right)."""
 _REACH_MARGIN = 1e-4
 """Metres kept from a fully straight or fully folded knee."""
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def plants(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> list[slice]:
@@ -188,14 +181,6 @@ def leg_ik(local: np.ndarray, world_pos: np.ndarray, world_rot: np.ndarray, leg:
     return out
 
 
-def pin_weights(pose_mask: Optional[np.ndarray], n: int, fps: float, leg: tuple[int, int, int]) -> np.ndarray:
-    """(N,) 0 on and near frames where the leg is pinned, easing to 1 beyond."""
-    if pose_mask is None:
-        return np.ones(n)
-    distance = frames_to_pin(pose_mask[:, list(leg)].any(axis=1))
-    return _smoothstep((distance - PIN_CLEARANCE_SECONDS * fps) / max(1.0, EASE_SECONDS * fps))
-
-
 def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
               pose_mask: Optional[np.ndarray] = None) -> np.ndarray:
     """Poses (N, 72) with every plant held still; frames and legs with nothing to lock keep their values exactly.
@@ -215,7 +200,7 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
     out = poses.reshape(n, sk.NUM_JOINTS, 3)
     for foot, leg in enumerate(LEGS):
         shift, planted = foot_shifts(world_pos, fps, foot, floor)
-        shift *= pin_weights(pose_mask, n, fps, leg)[:, None]
+        shift *= clear_of_pins(pose_mask, n, fps, leg)[:, None]
         moved = np.flatnonzero(np.abs(shift).max(axis=1) > 0)
         if not len(moved):
             continue

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import motion as mo
 from . import skeleton as sk
-from .constraints import Constraints
+from .constraints import Constraints, clear_of_pins
 from .dance import Dance
 from .device import resolve_device
 from .errors import M2DError
@@ -30,6 +30,8 @@ StageProgress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are "features", "sampling" and "finishing"."""
 
 _FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the output
+_NECK = sk.JOINT_INDEX["neck"]
+_HEAD = (_NECK, sk.JOINT_INDEX["head"])  # pinning either keeps the head turn near the pin as it is
 
 __all__ = ["Dance", "DanceGenerator", "StageProgress"]
 
@@ -126,6 +128,11 @@ class DanceGenerator:
                            "try another seed, or reinstall the model.")
         smpl = mo.to_smpl(motion)
         poses, trans, contacts = smpl.smpl_poses, smpl.smpl_trans, smpl.contacts
+        # No head turned past what a neck can do (some of the training data's head markers drifted
+        # round); a neck pinned on a frame, and near it, is left as it is.
+        neck = poses.reshape(n, sk.NUM_JOINTS, 3)[:, _NECK]
+        keep_clear = clear_of_pins(None if not constraints else constraints.pose_mask, n, self.config.fps, _HEAD)
+        neck[:] = sk.matrix_to_axis_angle(sk.limit_head_turn(sk.axis_angle_to_matrix(neck), keep_clear))
         if beat_snap:
             # Pinned frames keep their time, so pins stay where the animator put them.
             fixed = None if not constraints else constraints.pose_mask.any(1) | constraints.root_mask.any(1)

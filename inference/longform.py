@@ -110,7 +110,7 @@ class _ChunkHooks:
 
     def __init__(self, model: DanceDenoiser, known: torch.Tensor, mask: torch.Tensor,
                  origins: torch.Tensor, hop: int, generator: torch.Generator,
-                 pins: np.ndarray, pin_mask: np.ndarray):
+                 pins: np.ndarray, pin_mask: np.ndarray, prefix: int = 0):
         self.model = model
         self.known = known  # (W, T, D) metric, global root
         self.mask = mask  # (W, T, D) bool
@@ -124,6 +124,7 @@ class _ChunkHooks:
         # The user's pins over the chunk as one sequence (metric, global root), for easing predictions.
         self.pins = pins  # (F, D)
         self.pin_mask = pin_mask  # (F, D) bool
+        self.prefix = prefix  # frames at the start already made (a later chunk's first half window)
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
@@ -165,7 +166,7 @@ class _ChunkHooks:
         seq = np.empty((h * (count - 1) + length, dim))
         for w in range(count):  # overlaps agree after the crossfade
             seq[w * h:w * h + length] = windows[w]
-        seq = apply_targets(seq, self.pins, self.pin_mask, self.model.config.seam_frames)
+        seq = apply_targets(seq, self.pins, self.pin_mask, self.model.config.seam_frames, self.prefix)
         for w in range(count):
             windows[w] = seq[w * h:w * h + length]
         windows[..., mo.ROOT_XY] -= origins
@@ -371,7 +372,7 @@ def sample_dance(
             uncond = model.music_context(model.null_tokens(len(chunk), length))
         denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat)
         hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator,
-                            targets.values[first:last], targets.mask[first:last])
+                            values, mask, prefix=hop if c > 0 else 0)
         x = torch.randn((len(chunk), length, config.motion_dim), generator=generator).to(device)
         if known_mask.any():
             x = inpaint(x, hooks.local_known(), hooks.mask, float(alpha_bar[timesteps[0]]), generator)
@@ -386,6 +387,6 @@ def sample_dance(
         # The last prediction is relative to the origins its input was expressed in.
         windows = model.denormalize_motion(x0.float()).double().cpu().numpy()
         windows[..., mo.ROOT_XY] += hooks.origins.double().cpu().numpy()[:, None, :]
-        chunk_motion = apply_targets(stitch(windows, hop), values, mask, config.seam_frames, hop if c > 0 else 0)
-        out[first:last] = chunk_motion
+        out[first:last] = apply_targets(stitch(windows, hop), values, mask, config.seam_frames,
+                                        hop if c > 0 else 0)
     return out[:num_frames].astype(np.float32)

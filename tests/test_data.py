@@ -142,6 +142,19 @@ def test_retarget_recovers_smpl_joints_from_synthetic_tang_skeleton(tmp_path):
     assert retarget.bone_direction_error(rot, lm, 1.0) < 1.0
 
 
+def test_retarget_keeps_the_head_facing_forward_when_the_head_points_swap(tmp_path):
+    poses, trans = synthetic_smpl(60, 25.0, seed=1)
+    lm = tang2018.read_dance(write_tang_dance(tmp_path / "DANCE_C_1", poses, trans)).landmarks(smoothing_seconds=0.0)
+    lm["head_left"], lm["head_right"] = lm["head_right"], lm["head_left"]  # as if the head turned round
+    rot = retarget.fit_rotations(lm, scale=1.0)
+    q = sk.matrix_to_quat(rot[:, J["neck"]])
+    turn = (2.0 * np.arctan2(q[:, 1:] @ sk.HEAD_TURN_AXIS, q[:, 0]) + np.pi) % (2.0 * np.pi) - np.pi
+    assert np.abs(turn).max() <= 1.0 + 1e-9  # sin of the fitted turn: never past 57 degrees
+    ours = sk.forward_kinematics(rot, lm["root"])[0]
+    truth = sk.joint_positions(poses, trans)
+    assert np.linalg.norm(ours[:, J["head"]] - truth[:, J["head"]], axis=-1).max() < 0.03
+
+
 def test_two_vector_alignment_is_a_rotation_onto_the_targets():
     rng = np.random.default_rng(0)
     a_r, b_r, a_t, b_t = (rng.normal(size=(50, 3)) for _ in range(4))

@@ -143,3 +143,54 @@ def test_joint_positions_shapes(frames):
     poses = RNG.normal(size=(frames, 72)) * 0.3
     trans = RNG.normal(size=(frames, 3))
     assert sk.joint_positions(poses, trans).shape == (frames, 24, 3)
+
+
+# ----------------------------------------------------------------------------- head turn
+
+
+def head_turn(neck_rotations):
+    """The twist (radians, -pi..pi) of (..., 3, 3) neck rotations about the head's turning axis."""
+    q = sk.matrix_to_quat(np.asarray(neck_rotations, np.float64))
+    a = 2.0 * np.arctan2(q[..., 1:] @ sk.HEAD_TURN_AXIS, q[..., 0])
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def test_head_turn_folds_into_a_necks_range_and_keeps_the_tilt():
+    tilt = sk.axis_angle_to_matrix(np.array([0.3, 0.0, -0.2]))  # a nod and a lean
+    tilt = tilt @ sk.axis_angle_to_matrix(-sk.HEAD_TURN_AXIS * head_turn(tilt))  # with no turn of its own
+    turns = np.radians(np.linspace(-180.0, 180.0, 721))
+    necks = tilt @ sk.axis_angle_to_matrix(sk.HEAD_TURN_AXIS * turns[:, None])
+    folded = sk.limit_head_turn(necks)
+    np.testing.assert_allclose(head_turn(folded), np.sin(turns), atol=1e-9)
+    # The neck-to-head-top direction (hence the tilt) is the same before and after.
+    np.testing.assert_allclose(folded @ sk.HEAD_TURN_AXIS, necks @ sk.HEAD_TURN_AXIS, atol=1e-12)
+    # Smooth all round: no jump where the turn passes through 180 degrees.
+    step = np.degrees(np.linalg.norm(sk.matrix_to_axis_angle(folded[1:] @ np.swapaxes(folded[:-1], -1, -2)), axis=-1))
+    assert step.max() < 0.6  # the input steps by 0.5 degrees
+    # Weight 0 leaves a rotation as it was; weight 1/2 goes half way.
+    np.testing.assert_allclose(sk.limit_head_turn(necks, np.zeros(len(turns))), necks, atol=1e-12)
+    half = sk.limit_head_turn(necks, 0.5)
+    np.testing.assert_allclose(head_turn(half[300:421]), 0.5 * (turns + np.sin(turns))[300:421], atol=1e-9)
+
+
+def test_generator_never_turns_the_head_backwards_but_meets_a_pinned_neck(trained_generator):
+    from synthetic import noise_features
+
+    from inference.constraints import Constraints
+
+    generator = trained_generator
+    n = 200
+    music = noise_features(generator.config, n)
+    neck = sk.JOINT_INDEX["neck"]
+    free = generator.generate_from_features(music, seed=2, steps=4)
+    turns = head_turn(sk.axis_angle_to_matrix(free.smpl_poses.reshape(n, 24, 3)[:, neck]))
+    assert np.abs(turns).max() <= 1.0 + 1e-6
+    # A neck the animator turned 150 degrees is theirs to keep, and the frames beside it ease into it.
+    pinned = sk.matrix_to_axis_angle(sk.axis_angle_to_matrix(sk.HEAD_TURN_AXIS * math.radians(150.0)))
+    c = Constraints.empty(n).pin_joints(range(100, 110), ["neck"], pinned)
+    dance = generator.generate_from_features(music, seed=2, steps=4, constraints=c)
+    necks = dance.smpl_poses.reshape(n, 24, 3)[:, neck]
+    assert np.array_equal(necks[100:110], np.tile(pinned.astype(necks.dtype), (10, 1)))
+    m = sk.axis_angle_to_matrix(necks.astype(np.float64))
+    step = np.degrees(np.linalg.norm(sk.matrix_to_axis_angle(m[1:] @ np.swapaxes(m[:-1], -1, -2)), axis=-1))
+    assert step[90:120].max() < 45.0, step[90:120].round(1)

@@ -39,7 +39,7 @@ _X, _Y, _Z = np.eye(3)
 
 SPINE_LANDMARK_HEIGHT = 0.17
 """The "spine" landmark: a lower-back point this far (m) straight above the root in the rest pose."""
-HEAD_LANDMARK_HEIGHT = 0.05
+HEAD_LANDMARK_HEIGHT = sk.HEAD_TOP_HEIGHT
 """The "head" landmark: this far (m) above SMPL's head joint, along the head's up axis."""
 
 _REST = sk.forward_kinematics(np.broadcast_to(np.eye(3), (sk.NUM_JOINTS, 3, 3)), np.zeros(3))[0]  # body frame
@@ -110,7 +110,8 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
 
     Pelvis: hip line and root->spine. Spine1-3 share the pelvis-to-thorax turn
     (thorax: shoulder line and spine->neck). Neck: neck->head, twist from the
-    head points. Rest directions of these landmark pairs are taken from SMPL's
+    head points, folded into a neck's range (:func:`~inference.skeleton.limit_head_turn`).
+    Rest directions of these landmark pairs are taken from SMPL's
     rest pose (hips, shoulders, "spine" and "head" landmarks as defined above).
     Upper arm and forearm: their bones, twist from the elbow's bend plane
     (faded to the thorax's when the arm is straight). Thigh and shin: their
@@ -141,7 +142,9 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
         w = np.asarray(lm.get("head_side_weight", 1.0), np.float64).reshape(-1, 1)
         head_side = w * _unit(lm["head_left"] - lm["head_right"]) + (1 - w) * _unit(shoulder_line)
     g_neck = align(_REST_NECK_TO_HEAD, _X, lm["head"] - lm["neck"], head_side)
-    local[:, J["neck"]] = _local(world[:, J["spine3"]], g_neck)
+    # The head points sometimes drift round the head: no turn beyond what a neck can do.
+    local[:, J["neck"]] = sk.limit_head_turn(_local(world[:, J["spine3"]], g_neck))
+    g_neck = world[:, J["spine3"]] @ local[:, J["neck"]]
     world[:, J["neck"]] = g_neck
     world[:, J["head"]] = g_neck
     for side in ("left", "right"):
