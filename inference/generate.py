@@ -15,12 +15,13 @@ import numpy as np
 
 from . import motion as mo
 from . import skeleton as sk
-from .constraints import Constraints, clear_of_pins
+from .constraints import Constraints
 from .dance import Dance
 from .device import resolve_device
 from .errors import M2DError
 from .features import beats_from_features, features_from_file
 from .footlock import lock_feet
+from .limits import keep_within_limits
 from .longform import sample_dance
 from .retime import beat_time_map, retime
 from .silence import settle
@@ -30,8 +31,6 @@ StageProgress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are "features", "sampling" and "finishing"."""
 
 _FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the output
-_NECK = sk.JOINT_INDEX["neck"]
-_HEAD = (_NECK, sk.JOINT_INDEX["head"])  # pinning either keeps the head turn near the pin as it is
 
 __all__ = ["Dance", "DanceGenerator", "StageProgress"]
 
@@ -128,11 +127,8 @@ class DanceGenerator:
                            "try another seed, or reinstall the model.")
         smpl = mo.to_smpl(motion)
         poses, trans, contacts = smpl.smpl_poses, smpl.smpl_trans, smpl.contacts
-        # No head turned past what a neck can do (some of the training data's head markers drifted
-        # round); a neck pinned on a frame, and near it, is left as it is.
-        neck = poses.reshape(n, sk.NUM_JOINTS, 3)[:, _NECK]
-        keep_clear = clear_of_pins(None if not constraints else constraints.pose_mask, n, self.config.fps, _HEAD)
-        neck[:] = sk.matrix_to_axis_angle(sk.limit_head_turn(sk.axis_angle_to_matrix(neck), keep_clear))
+        # No head turned backwards, no spin faster than a dancer's; pinned joints kept (inference.limits).
+        poses = keep_within_limits(poses, self.config.fps, None if not constraints else constraints.pose_mask)
         if beat_snap:
             # Pinned frames keep their time, so pins stay where the animator put them.
             fixed = None if not constraints else constraints.pose_mask.any(1) | constraints.root_mask.any(1)

@@ -377,29 +377,3 @@ def rest_joint_positions():
     rot = np.broadcast_to(np.eye(3), (NUM_JOINTS, 3, 3)).copy()
     rot[0] = Y_UP_TO_Z_UP
     return forward_kinematics(rot, np.zeros(3))[0]
-
-
-def limit_head_turn(neck_rotations, weight=None):
-    """(..., 3, 3) local neck rotations with the head's turn folded into the range a neck can turn.
-
-    The turn is the twist about :data:`HEAD_TURN_AXIS`: angle ``a`` (radians, -pi..pi) becomes
-    ``sin(a)``. Small turns stay nearly as they are (30 degrees becomes 28.6, 45 becomes 40.5);
-    none exceeds 1 radian (57 degrees, at 90), and a turn towards 180 degrees — the head facing
-    backwards, which no dancer does but the ballroom data's drifting head markers sometimes
-    show — folds back to face forwards. The fold is smooth all round the circle, so a turn that
-    winds through 180 degrees does not jump. The tilt (the rest of the rotation) is kept, so the
-    direction from the neck to the top of the head does not change.
-    ``weight`` (broadcast against the leading dims, 0..1) blends from the rotation as it was (0)
-    to the folded one (1).
-    """
-    m = np.asarray(neck_rotations, np.float64)
-    q = matrix_to_quat(m)
-    along = q[..., 1:] @ HEAD_TURN_AXIS
-    angle = 2.0 * np.arctan2(along, q[..., 0])  # the twist, -pi..pi (q and -q agree)
-    angle = (angle + np.pi) % (2.0 * np.pi) - np.pi
-    target = np.sin(angle)
-    if weight is not None:
-        target = angle + np.asarray(weight, np.float64) * (target - angle)
-    twist_back = axis_angle_to_matrix(HEAD_TURN_AXIS * (target - angle)[..., None])
-    # R = swing @ twist; the new twist is twist(target) = twist(angle) @ twist(target - angle).
-    return m @ twist_back

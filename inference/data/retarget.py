@@ -19,6 +19,7 @@ import numpy as np
 from scipy.linalg import solve_banded
 
 from .. import skeleton as sk
+from ..limits import limit_head_turn
 
 J = sk.JOINT_INDEX
 OFFSETS = sk.REST_OFFSETS  # body frame (y-up), metres
@@ -110,7 +111,7 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
 
     Pelvis: hip line and root->spine. Spine1-3 share the pelvis-to-thorax turn
     (thorax: shoulder line and spine->neck). Neck: neck->head, twist from the
-    head points, folded into a neck's range (:func:`~inference.skeleton.limit_head_turn`).
+    head points, folded into a neck's range (:func:`~inference.limits.limit_head_turn`).
     Rest directions of these landmark pairs are taken from SMPL's
     rest pose (hips, shoulders, "spine" and "head" landmarks as defined above).
     Upper arm and forearm: their bones, twist from the elbow's bend plane
@@ -143,7 +144,7 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
         head_side = w * _unit(lm["head_left"] - lm["head_right"]) + (1 - w) * _unit(shoulder_line)
     g_neck = align(_REST_NECK_TO_HEAD, _X, lm["head"] - lm["neck"], head_side)
     # The head points sometimes drift round the head: no turn beyond what a neck can do.
-    local[:, J["neck"]] = sk.limit_head_turn(_local(world[:, J["spine3"]], g_neck))
+    local[:, J["neck"]] = limit_head_turn(_local(world[:, J["spine3"]], g_neck))
     g_neck = world[:, J["spine3"]] @ local[:, J["neck"]]
     world[:, J["neck"]] = g_neck
     world[:, J["head"]] = g_neck
