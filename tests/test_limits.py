@@ -89,7 +89,7 @@ def test_a_spin_near_a_pinned_root_is_left_alone():
     poses = np.zeros((101, 72))
     poses[:, :3] = sk.matrix_to_axis_angle(headings(steps))
     free = keep_within_limits(poses, FPS)
-    assert step_degrees(sk.axis_angle_to_matrix(free[:, :3])).max() < 41.0
+    assert step_degrees(sk.axis_angle_to_matrix(free[:, :3])).max() <= math.degrees(MAX_SPIN_SPEED / FPS) + 1e-6
     pinned = np.zeros((101, 24), bool)
     pinned[60, 0] = True  # the root's orientation pinned 10 frames after the spin
     np.testing.assert_array_equal(keep_within_limits(poses, FPS, pinned)[:, :3], poses[:, :3])
