@@ -10,7 +10,7 @@ it reproduces them:
   folds the training data the same way.
 * **Spin.** A few times in ten minutes of dance the network turns the whole body
   by 120-170 degrees within one or two frames. No dancer spins that fast (the
-  fastest turn in the training data: 53 degrees in a frame, a cha-cha spin).
+  fastest turn in the captured ballroom dances: 53 degrees in a frame, a rumba spin).
   :func:`limit_spin` spreads such a turn over as many frames as it needs at
   :data:`MAX_SPIN_SPEED`.
 
@@ -30,7 +30,7 @@ from .constraints import clear_of_pins
 
 MAX_SPIN_SPEED = math.radians(1600.0)
 """Fastest turn of the whole body (radians per second): 53 degrees a frame at 30 fps, the fastest
-turn in the training data (a cha-cha spin), so no turn a dancer there made is touched."""
+turn in the captured ballroom dances (a rumba spin), so no turn a dancer there made is touched."""
 MAX_SPIN_SPREAD_SECONDS = 0.5
 """Longest stretch over which one too-fast turn is spread; a turn needing more is spread over this."""
 
