@@ -115,7 +115,9 @@ def keep_within_limits(smpl_poses: np.ndarray, fps: float, pose_mask: Optional[n
     n = len(poses)
     p = poses.reshape(n, sk.NUM_JOINTS, 3)
     head_clear = clear_of_pins(pose_mask, n, fps, _HEAD)
-    p[:, _NECK] = sk.matrix_to_axis_angle(limit_head_turn(sk.axis_angle_to_matrix(p[:, _NECK]), head_clear))
+    free = np.flatnonzero(head_clear > 0.0)  # the rest keep their values bit for bit
+    neck = sk.axis_angle_to_matrix(p[free, _NECK].astype(np.float64))
+    p[free, _NECK] = sk.matrix_to_axis_angle(limit_head_turn(neck, head_clear[free]))
     root = sk.axis_angle_to_matrix(p[:, 0].astype(np.float64))
     spun = limit_spin(root, fps, movable=clear_of_pins(pose_mask, n, fps, (0,)) >= 1.0)
     changed = np.flatnonzero((spun != root).any(axis=(1, 2)))

@@ -54,6 +54,9 @@ def test_generator_never_turns_the_head_backwards_but_meets_a_pinned_neck(traine
     m = sk.axis_angle_to_matrix(necks.astype(np.float64))
     step = np.degrees(np.linalg.norm(sk.matrix_to_axis_angle(m[1:] @ np.swapaxes(m[:-1], -1, -2)), axis=-1))
     assert step[90:120].max() < 45.0, step[90:120].round(1)
+    # Within the pin's clearance the sampler's neck is kept bit for bit.
+    again = keep_within_limits(dance.smpl_poses, FPS, c.pose_mask).reshape(n, 24, 3)[:, neck]
+    np.testing.assert_array_equal(again[85:125], necks[85:125])
 
 
 def headings(degrees_per_frame):
