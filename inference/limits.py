@@ -14,8 +14,11 @@ it reproduces them:
   :func:`limit_spin` spreads such a turn over as many frames as it needs at
   :data:`MAX_SPIN_SPEED`.
 
-:func:`keep_within_limits` applies both to a generated dance, leaving joints
-pinned by the animator, and the frames near their pins, as they are.
+:func:`keep_within_limits` applies both to a generated dance. Pinned joints keep
+their values; a head turn is also left as it is near a pinned neck or head (the
+motion there eases into the pin), but a spin is spread right up to a pinned
+root orientation, since easing into a pin facing elsewhere can itself whip the
+body round within a frame or two.
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ def limit_spin(root_rotations, fps: float, movable=None) -> np.ndarray:
     Around each run of too-fast frames the orientation is replaced, over the shortest stretch
     whose turns average at most the limit (at most :data:`MAX_SPIN_SPREAD_SECONDS`), by an even
     turn from the stretch's first orientation to its last; frames outside keep theirs exactly.
-    ``movable`` (N,) bool: a stretch touching a frame that is not movable is left as it is.
+    ``movable`` (N,) bool: a stretch that would change a frame that is not movable is left as it
+    is (its first and last frames never change, so a pinned frame may end one).
     """
     r = np.asarray(root_rotations, np.float64)
     out = r.copy()
@@ -100,7 +104,7 @@ def limit_spin(root_rotations, fps: float, movable=None) -> np.ndarray:
     longest = max(2, int(round(MAX_SPIN_SPREAD_SECONDS * fps)))
     q = sk.matrix_to_quat(r)
     for a, b in _spans(steps > limit, steps, limit, longest):
-        if movable is not None and not np.all(movable[a:b + 1]):
+        if movable is not None and not np.all(movable[a + 1:b]):
             continue
         u = (np.arange(a + 1, b) - a) / (b - a)
         out[a + 1:b] = sk.quat_to_matrix(sk.quat_slerp(np.broadcast_to(q[a], (len(u), 4)),
@@ -109,8 +113,8 @@ def limit_spin(root_rotations, fps: float, movable=None) -> np.ndarray:
 
 
 def keep_within_limits(smpl_poses: np.ndarray, fps: float, pose_mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """(N, 72) poses with head turns folded and too-fast spins spread; pinned joints, and frames
-    within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of their pins, as they were."""
+    """(N, 72) poses with head turns folded and too-fast spins spread; pinned joints as they were,
+    and the head within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of its pins."""
     poses = np.array(smpl_poses, copy=True)
     n = len(poses)
     p = poses.reshape(n, sk.NUM_JOINTS, 3)
@@ -119,7 +123,7 @@ def keep_within_limits(smpl_poses: np.ndarray, fps: float, pose_mask: Optional[n
     neck = sk.axis_angle_to_matrix(p[free, _NECK].astype(np.float64))
     p[free, _NECK] = sk.matrix_to_axis_angle(limit_head_turn(neck, head_clear[free]))
     root = sk.axis_angle_to_matrix(p[:, 0].astype(np.float64))
-    spun = limit_spin(root, fps, movable=clear_of_pins(pose_mask, n, fps, (0,)) >= 1.0)
+    spun = limit_spin(root, fps, movable=None if pose_mask is None else ~np.asarray(pose_mask)[:, 0])
     changed = np.flatnonzero((spun != root).any(axis=(1, 2)))
     p[changed, 0] = sk.matrix_to_axis_angle(spun[changed])
     return poses

@@ -74,27 +74,73 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
             k = accents[np.abs(accents - m).argmin()]
             if 0 < abs(k - m) <= reach:
                 candidates.append((float(m), float(k), False))
-    candidates.sort()
-
-    def fits(a, b) -> bool:
-        return b[0] > a[0] and slow <= (b[1] - a[1]) / (b[0] - a[0]) <= fast
-
-    anchors: list[tuple[float, float, bool]] = []
-    for c in candidates:
-        if anchors and c[0] == anchors[-1][0]:
-            continue  # a required anchor on this frame came first
-        if c[2]:
-            while anchors and not anchors[-1][2] and not fits(anchors[-1], c):
-                anchors.pop()  # a pin outranks a snapped beat
-            anchors.append(c)
-        elif not anchors or fits(anchors[-1], c):
-            anchors.append(c)
+    anchors = _choose_anchors(sorted(set(candidates)), np.unique(np.asarray(beats, int)), accents, reach)
     if all(dst == src for dst, src, _ in anchors):
         return identity
     dst, src = (np.array([a[i] for a in anchors]) for i in (0, 1))
     out = CubicHermiteSpline(dst, src, np.ones(len(dst)))(identity)
     out[dst.astype(int)] = src  # anchors exactly, pins included
     return np.clip(out, 0.0, n - 1.0)
+
+
+def _choose_anchors(candidates: list, beats: np.ndarray, accents: np.ndarray, reach: float) -> list:
+    """The required candidates and the set of beat anchors that puts the most accents on beats.
+
+    ``candidates``: (output frame, source frame, required), sorted; the first and last are
+    required. Consecutive anchors must fit: the motion between them plays at an average speed
+    within :data:`SPEED_RANGE`. Between two required anchors every chain of fitting beat anchors
+    is scored by the beats it hits: its anchors, plus the beats in between whose nearest accent
+    the (roughly linear) map between two anchors brings within a frame of them; ties go to the
+    chain that brings the other accents closer. (Taking beats greedily, an early beat whose
+    accent is late can shut out every later one whose accent is early.)
+    """
+    slow, fast = SPEED_RANGE
+    nearest = {int(b): float(accents[np.abs(accents - b).argmin()]) for b in beats} if len(accents) else {}
+    order = np.array(sorted(nearest))
+
+    def fits(a, b) -> bool:
+        if b[0] <= a[0]:
+            return False
+        speed = (b[1] - a[1]) / (b[0] - a[0])
+        return slow - 1e-12 <= speed <= fast + 1e-12
+
+    def between(a, b) -> tuple[int, float]:
+        """Beats strictly between anchors a and b that land on their accent, and how far the rest miss."""
+        hits, miss = 0, 0.0
+        for m in order[(order > a[0]) & (order < b[0])]:
+            k = nearest[int(m)]
+            if not a[1] <= k <= b[1]:
+                continue
+            shown = a[0] + (k - a[1]) * (b[0] - a[0]) / (b[1] - a[1])  # where accent k is shown
+            off = abs(shown - m)
+            hits += off <= 1.0
+            miss += min(off, reach)
+        return hits, miss
+
+    required = [i for i, c in enumerate(candidates) if c[2]]
+    anchors = [candidates[required[0]]]
+    for lo, hi in zip(required, required[1:]):
+        chain = candidates[lo:hi + 1]
+        if len(chain) == 2:
+            anchors.append(chain[1])
+            continue
+        # best[i]: (beats hit, -distance missed) of the best chain from chain[0] to chain[i].
+        best: list = [(0, 0.0)] + [None] * (len(chain) - 1)
+        before = [-1] * len(chain)
+        for i in range(1, len(chain)):
+            for j in range(i):
+                if best[j] is None or not fits(chain[j], chain[i]):
+                    continue
+                hits, miss = between(chain[j], chain[i])
+                score = (best[j][0] + hits + (not chain[i][2]), best[j][1] - miss)
+                if best[i] is None or score > best[i]:
+                    best[i], before[i] = score, j
+        path, i = [], len(chain) - 1
+        while i > 0:  # the last anchor is reachable: from the first, at the motion's own speed
+            path.append(chain[i])
+            i = before[i]
+        anchors.extend(reversed(path))
+    return anchors
 
 
 def _catmull_rom(values: np.ndarray, i0: np.ndarray, frac: np.ndarray) -> np.ndarray:

@@ -86,13 +86,19 @@ def test_a_spin_faster_than_a_dancer_is_spread_and_the_rest_kept():
     np.testing.assert_array_equal(limit_spin(real, FPS), real)
 
 
-def test_a_spin_near_a_pinned_root_is_left_alone():
+def test_a_spin_is_spread_up_to_a_pinned_root_but_never_through_it():
     steps = np.full(100, 3.0)
-    steps[50] = 170.0
+    steps[50] = 170.0  # frame 50 -> 51
     poses = np.zeros((101, 72))
     poses[:, :3] = sk.matrix_to_axis_angle(headings(steps))
+    limit = math.degrees(MAX_SPIN_SPEED / FPS) + 1e-6
     free = keep_within_limits(poses, FPS)
-    assert step_degrees(sk.axis_angle_to_matrix(free[:, :3])).max() <= math.degrees(MAX_SPIN_SPEED / FPS) + 1e-6
+    assert step_degrees(sk.axis_angle_to_matrix(free[:, :3])).max() <= limit
     pinned = np.zeros((101, 24), bool)
-    pinned[60, 0] = True  # the root's orientation pinned 10 frames after the spin
+    pinned[53, 0] = True  # the whip ends two frames before a pinned orientation: spread up to it
+    near = keep_within_limits(poses, FPS, pinned)
+    assert step_degrees(sk.axis_angle_to_matrix(near[:, :3])).max() <= limit
+    np.testing.assert_array_equal(near[53:, :3], poses[53:, :3])
+    pinned[:, 0] = False
+    pinned[51, 0] = True  # spreading would have to move the pinned frame: left as it is
     np.testing.assert_array_equal(keep_within_limits(poses, FPS, pinned)[:, :3], poses[:, :3])

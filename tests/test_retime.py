@@ -16,10 +16,10 @@ FPS = 30
 PERIOD = 15  # frames between accents: 120 BPM
 
 
-def pulsing(n: int, first_accent: int) -> np.ndarray:
-    """(n, 24, 3) joints travelling along x with speed dipping every PERIOD frames from ``first_accent``."""
+def pulsing(n: int, first_accent: int, period: int = PERIOD) -> np.ndarray:
+    """(n, 24, 3) joints travelling along x with speed dipping every ``period`` frames from ``first_accent``."""
     t = np.arange(n, dtype=np.float64)
-    speed = 1.0 - 0.8 * np.cos(2 * np.pi * (t - first_accent) / PERIOD)  # m/s, lowest on the accents
+    speed = 1.0 - 0.8 * np.cos(2 * np.pi * (t - first_accent) / period)  # m/s, lowest on the accents
     x = np.concatenate([[0.0], np.cumsum((speed[1:] + speed[:-1]) / 2)]) / FPS
     joints = np.tile(sk.rest_joint_positions()[None], (n, 1, 1))
     joints[..., 0] += x[:, None]
@@ -54,6 +54,19 @@ def test_accents_too_far_from_any_beat_are_left_alone():
     beats = np.arange(7 + far, n, PERIOD * 2)  # every other period, each beat `far` frames late
     np.testing.assert_array_equal(beat_time_map(joints, beats, FPS), np.arange(n))
     np.testing.assert_array_equal(beat_time_map(joints, [], FPS), np.arange(n))
+
+
+def test_one_early_beat_does_not_shut_out_the_later_ones():
+    """Accents every 10 frames; the first beat's accent is 3 frames late, every later one's 3 early.
+    Snapping the first beat would leave too little time to catch up with the next two (taking beats
+    one by one snapped 5 of 7); snapping all the later ones instead puts 6 on their beats."""
+    n = 120
+    joints = pulsing(n, first_accent=0, period=10)
+    accents = metrics.kinematic_beats(joints, FPS)
+    assert {20, 30, 40, 50, 60, 70, 80} <= set(accents.tolist())
+    beats = np.array([17, 33, 43, 53, 63, 73, 83])
+    source = beat_time_map(joints, beats, FPS)
+    np.testing.assert_array_equal(source[beats[1:]], beats[1:] - 3.0)
 
 
 def test_pinned_frames_keep_their_time():
