@@ -12,8 +12,9 @@ on them. Beat snap fixes the timing without changing a single pose:
   Hermite curve with slope 1 at every anchor, so the motion plays at its own
   speed at each accent and speeds up or slows down smoothly in between, never
   outside :data:`SPEED_RANGE`;
-* anchors that would need a harder change of speed are skipped, and every
-  pinned frame is an anchor to itself: pins stay on their frames, and a
+* anchors that would need a harder change of speed are skipped — of the beats
+  that can be kept together, the set that puts the most accents on beats
+  (:func:`_choose_anchors`) — and every pinned frame is an anchor to itself: pins stay on their frames, and a
   stretch that is pinned throughout is left exactly as it was; so are the
   frames within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of a pin,
   where the motion eases into it (:mod:`inference.constraints`).
