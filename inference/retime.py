@@ -84,6 +84,10 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     return np.clip(out, 0.0, n - 1.0)
 
 
+_SKIP = 8
+"""Most consecutive beats one link of a chain of anchors may pass over (:func:`_choose_anchors`)."""
+
+
 def _choose_anchors(candidates: list, beats: np.ndarray, accents: np.ndarray, reach: float) -> list:
     """The required candidates and the set of beat anchors that puts the most accents on beats.
 
@@ -108,7 +112,7 @@ def _choose_anchors(candidates: list, beats: np.ndarray, accents: np.ndarray, re
     def between(a, b) -> tuple[int, float]:
         """Beats strictly between anchors a and b that land on their accent, and how far the rest miss."""
         hits, miss = 0, 0.0
-        for m in order[(order > a[0]) & (order < b[0])]:
+        for m in order[np.searchsorted(order, a[0], "right"):np.searchsorted(order, b[0], "left")]:
             k = nearest[int(m)]
             if not a[1] <= k <= b[1]:
                 continue
@@ -129,13 +133,18 @@ def _choose_anchors(candidates: list, beats: np.ndarray, accents: np.ndarray, re
         best: list = [(0, 0.0)] + [None] * (len(chain) - 1)
         before = [-1] * len(chain)
         for i in range(1, len(chain)):
-            for j in range(i):
-                if best[j] is None or not fits(chain[j], chain[i]):
-                    continue
-                hits, miss = between(chain[j], chain[i])
-                score = (best[j][0] + hits + (not chain[i][2]), best[j][1] - miss)
-                if best[i] is None or score > best[i]:
-                    best[i], before[i] = score, j
+            # A chain skips at most _SKIP beats in a row (longer skips are never needed: anchors
+            # two beats apart already fit); if none of those fits, any earlier one may.
+            for js in (range(max(0, i - _SKIP - 1), i), range(max(0, i - _SKIP - 1))):
+                for j in js:
+                    if best[j] is None or not fits(chain[j], chain[i]):
+                        continue
+                    hits, miss = between(chain[j], chain[i])
+                    score = (best[j][0] + hits + (not chain[i][2]), best[j][1] - miss)
+                    if best[i] is None or score > best[i]:
+                        best[i], before[i] = score, j
+                if best[i] is not None:
+                    break
         path, i = [], len(chain) - 1
         while i > 0:  # the last anchor is reachable: from the first, at the motion's own speed
             path.append(chain[i])
