@@ -359,7 +359,8 @@ def sample_dance(
         index = np.asarray(starts)[:, None] + np.arange(length)[None, :]  # (W, T) frame numbers
         values, mask = targets.values[first:last].copy(), targets.mask[first:last].copy()
         origins = torch.zeros(len(chunk), 2)
-        if c > 0:  # the half window already made is known
+        prefix = hop if c > 0 else 0  # frames already made at the chunk's start
+        if prefix:  # the half window already made is known
             values[:hop] = out[first:first + hop]
             mask[:hop] = True
             origins[:] = torch.as_tensor(out[first, mo.ROOT_XY])
@@ -372,7 +373,7 @@ def sample_dance(
             uncond = model.music_context(model.null_tokens(len(chunk), length))
         denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat)
         hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator,
-                            values, mask, prefix=hop if c > 0 else 0)
+                            values, mask, prefix)
         x = torch.randn((len(chunk), length, config.motion_dim), generator=generator).to(device)
         if known_mask.any():
             x = inpaint(x, hooks.local_known(), hooks.mask, float(alpha_bar[timesteps[0]]), generator)
@@ -387,6 +388,5 @@ def sample_dance(
         # The last prediction is relative to the origins its input was expressed in.
         windows = model.denormalize_motion(x0.float()).double().cpu().numpy()
         windows[..., mo.ROOT_XY] += hooks.origins.double().cpu().numpy()[:, None, :]
-        out[first:last] = apply_targets(stitch(windows, hop), values, mask, config.seam_frames,
-                                        hop if c > 0 else 0)
+        out[first:last] = apply_targets(stitch(windows, hop), values, mask, config.seam_frames, prefix)
     return out[:num_frames].astype(np.float32)

@@ -14,9 +14,9 @@ on them. Beat snap fixes the timing without changing a single pose:
   outside :data:`SPEED_RANGE`;
 * anchors that would need a harder change of speed are skipped — of the beats
   that can be kept together, the set that puts the most accents on beats
-  (:func:`_choose_anchors`) — and every pinned frame is an anchor to itself: pins stay on their frames, and a
-  stretch that is pinned throughout is left exactly as it was; so are the
-  frames within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of a pin,
+  (:func:`_choose_anchors`) — and every pinned frame is an anchor to itself:
+  pins stay on their frames, and a stretch that is pinned throughout is left
+  exactly as it was; so are the frames within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of a pin,
   where the motion eases into it (:mod:`inference.constraints`).
 
 The dance keeps its length and its first and last frames; its poses are
@@ -61,21 +61,18 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     accents = metrics.kinematic_beats(joints, fps)
     fixed = np.zeros(n, bool) if fixed is None else np.asarray(fixed, bool)
     reach = SNAP_SECONDS * fps + 1e-9
-    slow, fast = SPEED_RANGE
+    beats = np.unique(np.asarray(beats, int))
+    nearest = {int(m): float(accents[np.abs(accents - m).argmin()]) for m in beats} if len(accents) else {}
     near_pin = frames_to_pin(fixed) <= PIN_CLEARANCE_SECONDS * fps
 
     # Candidate anchors (output frame, source frame, required), in output order. Pinned
     # frames and those near them keep their own time.
     candidates = [(float(f), float(f), True) for f in np.flatnonzero(near_pin)]
     candidates += [(0.0, 0.0, True), (n - 1.0, n - 1.0, True)]
-    if len(accents):
-        for m in np.unique(np.asarray(beats, int)):
-            if not 0 < m < n - 1 or near_pin[m]:
-                continue
-            k = accents[np.abs(accents - m).argmin()]
-            if 0 < abs(k - m) <= reach:
-                candidates.append((float(m), float(k), False))
-    anchors = _choose_anchors(sorted(set(candidates)), np.unique(np.asarray(beats, int)), accents, reach)
+    for m, k in nearest.items():
+        if 0 < m < n - 1 and not near_pin[m] and 0 < abs(k - m) <= reach:
+            candidates.append((float(m), k, False))
+    anchors = _choose_anchors(sorted(set(candidates)), nearest, reach)
     if all(dst == src for dst, src, _ in anchors):
         return identity
     dst, src = (np.array([a[i] for a in anchors]) for i in (0, 1))
@@ -88,19 +85,18 @@ _SKIP = 8
 """Most consecutive beats one link of a chain of anchors may pass over (:func:`_choose_anchors`)."""
 
 
-def _choose_anchors(candidates: list, beats: np.ndarray, accents: np.ndarray, reach: float) -> list:
+def _choose_anchors(candidates: list, nearest: dict, reach: float) -> list:
     """The required candidates and the set of beat anchors that puts the most accents on beats.
 
     ``candidates``: (output frame, source frame, required), sorted; the first and last are
-    required. Consecutive anchors must fit: the motion between them plays at an average speed
-    within :data:`SPEED_RANGE`. Between two required anchors every chain of fitting beat anchors
+    required; ``nearest``: each music beat's nearest accent (frames). Consecutive anchors must
+    fit: the motion between them plays at an average speed within :data:`SPEED_RANGE`. Between two required anchors every chain of fitting beat anchors
     is scored by the beats it hits: its anchors, plus the beats in between whose nearest accent
     the (roughly linear) map between two anchors brings within a frame of them; ties go to the
     chain that brings the other accents closer. (Taking beats greedily, an early beat whose
     accent is late can shut out every later one whose accent is early.)
     """
     slow, fast = SPEED_RANGE
-    nearest = {int(b): float(accents[np.abs(accents - b).argmin()]) for b in beats} if len(accents) else {}
     order = np.array(sorted(nearest))
 
     def fits(a, b) -> bool:

@@ -48,7 +48,6 @@ _REST_HIP_LINE = _REST[J["left_hip"]] - _REST[J["right_hip"]]
 _REST_SHOULDER_LINE = _REST[J["left_shoulder"]] - _REST[J["right_shoulder"]]
 _REST_NECK = 0.5 * (_REST[J["left_shoulder"]] + _REST[J["right_shoulder"]])  # the "neck" landmark at rest
 _REST_SPINE_TO_NECK = _REST_NECK - np.array([0.0, SPINE_LANDMARK_HEIGHT, 0.0])
-_REST_NECK_TO_HEAD = _REST[J["head"]] + np.array([0.0, HEAD_LANDMARK_HEIGHT, 0.0]) - _REST_NECK
 
 # A bend below this many degrees leaves the bend plane undefined; above the second it is trusted fully.
 BEND_UNSURE_DEG = (10.0, 30.0)
@@ -142,7 +141,7 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
     if "head_left" in lm:  # fade to the shoulder line where the head points are unreliable
         w = np.asarray(lm.get("head_side_weight", 1.0), np.float64).reshape(-1, 1)
         head_side = w * _unit(lm["head_left"] - lm["head_right"]) + (1 - w) * _unit(shoulder_line)
-    g_neck = align(_REST_NECK_TO_HEAD, _X, lm["head"] - lm["neck"], head_side)
+    g_neck = align(sk.HEAD_TURN_AXIS, _X, lm["head"] - lm["neck"], head_side)
     # The head points sometimes drift round the head: no turn beyond what a neck can do.
     local[:, J["neck"]] = limit_head_turn(_local(world[:, J["spine3"]], g_neck))
     g_neck = world[:, J["spine3"]] @ local[:, J["neck"]]
