@@ -16,8 +16,9 @@ on them. Beat snap fixes the timing without changing a single pose:
   that can be kept together, the set that puts the most accents on beats
   (:func:`_choose_anchors`) — and every pinned frame is an anchor to itself:
   pins stay on their frames, and a stretch that is pinned throughout is left
-  exactly as it was; so are the frames within :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of a pin,
-  where the motion eases into it (:mod:`inference.constraints`).
+  exactly as it was; so are the frames within
+  :data:`~inference.constraints.PIN_CLEARANCE_SECONDS` of a pin, where the
+  motion eases into it (:mod:`inference.constraints`).
 
 The dance keeps its length and its first and last frames; its poses are
 shown up to :data:`SNAP_SECONDS` earlier or later (the time offset is a smooth
