@@ -7,6 +7,8 @@ about the network. It takes
   (classifier-free guidance is a wrapper, :func:`guided`);
 * ``refine(x_0) -> x_0``, an optional hook on every prediction before it is
   used (known values written in, overlapping windows reconciled);
+* ``steer(x_0) -> x_0``, an optional hook after ``refine`` whose change the step
+  carries into the next sample in full (see :func:`ddim_sample`);
 * ``project(x_t, x_0, alpha_bar) -> x_t``, an optional hook applied after every
   step, through which inpainting (EDGE's masked replacement) and the joint
   denoising of overlapping windows act on the sample;
@@ -69,6 +71,7 @@ def ddim_sample(
     eta: float = 0.0,
     generator: Optional[torch.Generator] = None,
     refine: Optional[Refiner] = None,
+    steer: Optional[Refiner] = None,
     project: Optional[Projector] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     should_cancel: Optional[Callable[[], bool]] = None,
@@ -83,6 +86,12 @@ def ddim_sample(
         eta: 0 gives deterministic DDIM, 1 the DDPM-like posterior noise.
         generator: source of the fresh noise that ``eta > 0`` adds (CPU generator).
         refine: hook ``x_0 -> x_0`` on every prediction, the last one included.
+        steer: hook ``x_0 -> x_0`` on every refined prediction, the last one included. The step's
+            noise direction eps is taken from the prediction before it, so its change reaches
+            x_{t-1} in full (scaled by sqrt(alpha_bar_{t-1})). A change made by ``refine`` enters
+            eps as well and reaches x_{t-1} only in part: ``sqrt(a') - sqrt(1 - a') sqrt(a / (1 - a))``
+            of it (a = alpha_bar_t, a' = alpha_bar_{t-1}): over 50 cosine steps 3% at first, 9% on
+            average, most only in the last few steps.
         project: hook ``(x_{t-1}, x_0, alpha_bar_{t-1}) -> x_{t-1}`` after every step but the last.
         progress: ``(steps_done, steps_total)`` after every step.
         should_cancel: checked before every step; raising :class:`Cancelled` when true.
@@ -100,11 +109,14 @@ def ddim_sample(
         x0 = denoise(x, t_batch)
         if refine is not None:
             x0 = refine(x0)
+        eps_from = x0
+        if steer is not None:
+            x0 = steer(x0)
         if i + 1 == total:
             if progress is not None:
                 progress(i + 1, total)
             break
-        eps = (x - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+        eps = (x - math.sqrt(a_t) * eps_from) / math.sqrt(1 - a_t)
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if sigma > 0:

@@ -25,6 +25,9 @@ ROOT = slice(NUM_CONTACTS, NUM_CONTACTS + ROOT_DIMS)
 ROOT_XY = slice(ROOT.start, ROOT.start + 2)
 ROTATIONS = slice(ROOT.stop, ROOT.stop + sk.NUM_JOINTS * ROT6D_DIMS)
 
+PLACEMENT = np.r_[ROOT, ROTATIONS.start:ROTATIONS.start + ROT6D_DIMS]
+"""Columns saying where the dancer is and which way they face: root translation and pelvis rotation."""
+
 CONTACT_SPEED = 0.3
 """A foot joint moving slower than this (m/s) counts as in contact with the floor."""
 

@@ -62,6 +62,31 @@ def test_ddim_steps_follow_the_posterior():
     assert torch.allclose(seen[1], expected.float(), atol=1e-5)
 
 
+def test_steer_reaches_the_next_sample_in_full_and_refine_only_in_part():
+    """A change d made by steer moves x_{t-1} by sqrt(a') d; the same change made by refine by
+    (sqrt(a') - sqrt(1 - a') sqrt(a / (1 - a))) d, because it also enters the noise direction."""
+    a = cosine_alpha_bar(1000)
+    x0, eps, d = torch.randn(4, 6), torch.randn(4, 6), torch.randn(4, 6)
+    ts = ddim_timesteps(1000, 50)[10:12]  # two neighbouring steps of a 50-step schedule
+    x_t = (a[ts[0]].sqrt() * x0 + (1 - a[ts[0]]).sqrt() * eps).float()
+
+    def second_input(**hooks):
+        seen = []
+        ddim_sample(lambda x, t: seen.append(x.clone()) or x0, x_t, a, ts, **hooks)
+        return seen[1]
+
+    plain = second_input()
+    steered = second_input(steer=lambda p: p + d)
+    refined = second_input(refine=lambda p: p + d)
+    at, ap = float(a[ts[0]]), float(a[ts[1]])
+    assert torch.allclose(steered - plain, math.sqrt(ap) * d, atol=1e-5)
+    part = math.sqrt(ap) - math.sqrt(1 - ap) * math.sqrt(at / (1 - at))
+    assert torch.allclose(refined - plain, part * d, atol=1e-5)
+    assert part < 0.1 * math.sqrt(ap)
+    final = ddim_sample(lambda x, t: x0, x_t, a, ts, steer=lambda p: p + d)
+    assert torch.allclose(final, x0 + d)  # the last prediction is steered too
+
+
 def test_cancel_stops_before_the_next_step():
     steps = []
     with pytest.raises(Cancelled):
@@ -265,7 +290,14 @@ def test_every_prediction_is_eased_into_the_pins():
     no_pins = _ChunkHooks(model, hooks.known, hooks.mask, origins, h, hooks.generator,
                           targets.values, np.zeros_like(targets.mask))
     crossfaded = no_pins.refine(x0.clone())  # the crossfade alone, for comparison
-    out = hooks.refine(x0.clone())
+    refined = hooks.refine(x0.clone())
+    # refine eases the body; the placement (root, pelvis) is left to steer, which the sampler
+    # carries into the next input in full
+    np.testing.assert_array_equal(refined[..., mo.PLACEMENT].numpy(), crossfaded[..., mo.PLACEMENT].numpy())
+    assert not torch.equal(refined, crossfaded)
+    out = hooks.steer(refined)
+    body = np.setdiff1d(np.arange(TINY_CONFIG.motion_dim), mo.PLACEMENT)
+    np.testing.assert_array_equal(out[..., body].numpy(), refined[..., body].numpy())
 
     def sequence(windows):
         m = model.denormalize_motion(windows).double().numpy()
