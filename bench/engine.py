@@ -1,5 +1,7 @@
 """Engine benchmark: speed against a plain EDGE-style loop, real-time factor, linearity, memory.
 
+Linearity is measured twice: for the sampler, and for the steps after it on whole dances.
+
 Run from the repository root::
 
     python bench/engine.py            # all measurements, CPU (and CUDA when present)
@@ -138,6 +140,40 @@ def linearity(device, lengths, repeats: int) -> list[dict]:
             for seconds, took in best.items()]
 
 
+def finishing(device, lengths) -> list[dict]:
+    """Whole dances through the generator at default settings, timing what follows sampling.
+
+    Settling, the limits, beat snap, foot lock and forward kinematics run once per dance after
+    the sampler; a step among them that grows faster than the song does only shows on long songs.
+    """
+    gen = DanceGenerator(device=str(device)) if _has_weights() else None
+    if gen is None:
+        return []
+    rows = []
+    for seconds in lengths:
+        stamps = {}
+
+        def progress(stage, done, total):
+            stamps.setdefault(stage, time.perf_counter())
+
+        music = music_features(seconds, gen.config)
+        t0 = time.perf_counter()
+        gen.generate_from_features(music, seed=0, progress=progress)
+        end = time.perf_counter()
+        rows.append({"song_s": seconds, "sampling_s": round(stamps["finishing"] - t0, 2),
+                     "finishing_s": round(end - stamps["finishing"], 3),
+                     "finishing_per_song_second": round((end - stamps["finishing"]) / seconds, 5)})
+    return rows
+
+
+def _has_weights() -> bool:
+    try:
+        load_model(None, torch.device("cpu"))
+        return True
+    except WeightsError:
+        return False
+
+
 def _peak_child(seconds: float) -> dict:
     """Run one generation in this (fresh) process and report its memory."""
     model, _ = shipped_model(torch.device("cpu"))
@@ -170,7 +206,7 @@ def main() -> None:
     repeats = 2 if args.quick else 3
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, devices: {', '.join(map(str, devices))}")
-    report = {"speed": [], "end_to_end": [], "linearity": [], "memory": []}
+    report = {"speed": [], "end_to_end": [], "linearity": [], "finishing": [], "memory": []}
 
     for device in devices:
         row = speed(device, 15.0 if args.quick else 30.0, repeats)
@@ -196,6 +232,17 @@ def main() -> None:
         print(f"  {r['song_s']:5.0f} s of music: {r['seconds']:7.2f} s  ({r['seconds_per_song_second']:.4f} s per second)")
     per = [r["seconds_per_song_second"] for r in rows]
     print(f"  longest / shortest time per second of music: x{per[-1] / per[0]:.2f} (linear = 1)")
+
+    rows = finishing(devices[0], [15.0, 60.0] if args.quick else [30.0, 120.0])
+    report["finishing"] = rows
+    if rows:
+        print("\nAfter sampling (limits, beat snap, foot lock, kinematics) against song length, shipped model, "
+              + str(devices[0]) + ":")
+        for r in rows:
+            print(f"  {r['song_s']:5.0f} s of music: {r['finishing_s']:6.2f} s after {r['sampling_s']:.2f} s of "
+                  f"sampling ({r['finishing_per_song_second']:.4f} s per second)")
+        per = [r["finishing_per_song_second"] for r in rows]
+        print(f"  longest / shortest time per second of music: x{per[-1] / per[0]:.2f} (linear = 1)")
 
     rows = memory([30.0, 300.0])
     report["memory"] = rows
