@@ -98,15 +98,32 @@ FLIP_RISK_DEGREES = 60.0
 """Windows disagreeing on a joint by more than this somewhere in an overlap fade it as quaternions."""
 
 
+def steered_columns(pin_mask: np.ndarray) -> np.ndarray:
+    """Motion columns whose easing toward the pins reaches the sampler's next input in full.
+
+    The dancer's placement (:data:`~inference.motion.PLACEMENT`) always; any other column
+    whose pinned frames all come in stretches of two or more: a stretch brings its own
+    velocity, while through a lone pinned frame the easing takes the prediction's, which,
+    carried in full, feeds back on itself from step to step.
+    """
+    mask = np.asarray(pin_mask, bool)
+    padded = np.pad(mask, ((1, 1), (0, 0)))
+    lone = mask & ~padded[:-2] & ~padded[2:]  # pinned, with neither neighbour pinned
+    ok = mask.any(axis=0) & ~lone.any(axis=0)
+    ok[mo.PLACEMENT] = True
+    return np.flatnonzero(ok)
+
+
 class _ChunkHooks:
     """The sampler hooks for one chunk of windows.
 
     ``refine`` (on each prediction): crossfade every pair of overlapping windows
     over their overlap, so a window's second half hears its successor and no seam
-    forms where a tied half meets a free one; then ease the body toward the pins.
-    ``steer`` (on the refined prediction): ease the dancer's placement (root and
-    pelvis, :data:`~inference.motion.PLACEMENT`) toward the pins, carried into the
-    next sample in full (see :meth:`pull_toward_known`).
+    forms where a tied half meets a free one; then ease toward the pins what
+    ``steer`` does not.
+    ``steer`` (on the refined prediction): ease toward the pins the columns of
+    :func:`steered_columns` (the dancer's placement, and joints pinned over
+    stretches), carried into the next sample in full (see :meth:`pull_toward_known`).
     ``project`` (after each step): chain the origins, inpaint the known, and tie
     each window's first half to the previous window's second half (EDGE).
     """
@@ -128,8 +145,8 @@ class _ChunkHooks:
         self.pins = pins  # (F, D)
         self.pin_mask = pin_mask  # (F, D) bool
         self.prefix = prefix  # frames at the start already made (a later chunk's first half window)
-        self.placement = torch.as_tensor(mo.PLACEMENT, device=known.device)
-        self._placement: Optional[torch.Tensor] = None  # refine's easing of them, for steer
+        self.steered = torch.as_tensor(steered_columns(pin_mask), device=known.device)
+        self._steered: Optional[torch.Tensor] = None  # refine's easing of them, for steer
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
@@ -156,16 +173,16 @@ class _ChunkHooks:
         if not self.pin_mask.any():
             return x0
         pulled = self.pull_toward_known(x0)
-        self._placement = pulled[..., self.placement]
-        pulled[..., self.placement] = x0[..., self.placement]
+        self._steered = pulled[..., self.steered]
+        pulled[..., self.steered] = x0[..., self.steered]
         return pulled
 
     def steer(self, x0: torch.Tensor) -> torch.Tensor:
-        """The placement part of the easing that :meth:`refine` computed for this ``x0``."""
+        """The steered columns' part of the easing that :meth:`refine` computed for this ``x0``."""
         if not self.pin_mask.any():
             return x0
         x0 = x0.clone()
-        x0[..., self.placement] = self._placement
+        x0[..., self.steered] = self._steered
         return x0
 
     def pull_toward_known(self, x0: torch.Tensor) -> torch.Tensor:
@@ -176,14 +193,15 @@ class _ChunkHooks:
         network refines that, rather than inpainting only re-noised copies of
         lone frames. The easing is the final one (:func:`apply_targets`).
 
-        The placement part (:meth:`steer`) reaches the next input in full; the
-        body's (:meth:`refine`) only in part, as the sampler's own prediction
-        does. Where the dancer goes and faces has to be planned a second ahead:
-        passed in part, the network kept its own heading up to a key pose facing
-        away and whipped round in the last frames (a 94 degree turn within one
-        frame). Passed in full for the limbs, the velocity the easing matches
-        through a lone key feeds back on itself from step to step (a hand moving
-        into a key at 0.1 m/frame grew to 0.47 m/frame).
+        The easing of the placement, and of joints pinned over stretches
+        (:meth:`steer`), reaches the next input in full; that of joints pinned on
+        lone frames (:meth:`refine`) only in part, as the sampler's own
+        prediction does. Passed in part, the network kept its own heading up to
+        a key pose facing away and whipped round in the last frames (a 94 degree
+        turn within one frame), and flicked a wrist just inside a regenerated
+        range (0.54 m/frame^2); passed in full through a lone key, the velocity
+        the easing matches there, the prediction's own, feeds back on itself
+        from step to step (a hand moving into a key at 0.1 m/frame grew to 0.47).
         """
         count, length, dim = x0.shape
         h = self.hop

@@ -269,6 +269,21 @@ def test_overlap_crossfade_turns_smoothly_when_windows_disagree(turn_degrees):
     assert np.degrees(2 * np.arccos(min(1.0, abs(float((q[0] * qa).sum()))))) < 3 * turn_degrees / h
 
 
+def test_steered_columns_are_the_placement_and_joints_pinned_over_stretches():
+    from inference.longform import steered_columns
+
+    mask = np.zeros((20, TINY_CONFIG.motion_dim), bool)
+    knee, hand, neck, foot = (mo.rotation_dims(sk.JOINT_INDEX[j]) for j in ("left_knee", "left_hand", "neck", "left_foot"))
+    mask[5, knee] = True  # a lone frame
+    mask[8:12, hand] = True  # a stretch
+    mask[3, neck] = mask[14:18, neck] = True  # a lone frame and a stretch
+    mask[0:2, foot] = True  # a stretch of two at the start
+    cols = steered_columns(mask)
+    expected = np.r_[mo.PLACEMENT, np.arange(hand.start, hand.stop), np.arange(foot.start, foot.stop)]
+    np.testing.assert_array_equal(cols, np.sort(expected))
+    np.testing.assert_array_equal(steered_columns(np.zeros_like(mask)), np.sort(mo.PLACEMENT))
+
+
 def test_every_prediction_is_eased_into_the_pins():
     """Each step's clean prediction meets the pins and bends into them; overlaps still agree."""
     from inference.longform import Targets, _ChunkHooks
