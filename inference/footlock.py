@@ -36,6 +36,7 @@ import numpy as np
 from scipy.ndimage import find_objects, gaussian_filter1d, label
 
 from . import metrics
+from . import motion as mo
 from . import skeleton as sk
 from .constraints import clear_of_pins
 
@@ -63,6 +64,21 @@ LEGS = (
 """Each leg's IK chain, in :data:`inference.metrics.FEET` order (left, right)."""
 _REACH_MARGIN = 1e-4
 """Metres kept from a fully straight or fully folded knee."""
+
+
+def floor_contacts(joints: np.ndarray, fps: float, floor: Optional[float] = None) -> np.ndarray:
+    """(N, 4) contacts of a finished dance, in :data:`~inference.skeleton.CONTACT_JOINTS` order.
+
+    A joint is in contact (1) where its foot is on the floor (the foot's lower joint within
+    :data:`PLANT_HEIGHT` of it) and the joint is still by the rule that labelled the training
+    data (:func:`inference.motion.foot_contacts`), else 0.
+    """
+    joints = np.asarray(joints, np.float64)
+    floor = metrics.estimate_floor(joints) if floor is None else floor
+    on_floor = np.stack([joints[:, list(foot), metrics.UP].min(axis=1) - floor < PLANT_HEIGHT
+                         for foot in metrics.FEET], axis=1)  # (N, 2): left, right
+    side = [next(f for f, foot in enumerate(metrics.FEET) if j in foot) for j in sk.CONTACT_INDICES]
+    return (mo.foot_contacts(joints, fps) * on_floor[:, side]).astype(np.float32)
 
 
 def plants(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> list[slice]:

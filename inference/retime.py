@@ -163,14 +163,13 @@ def _catmull_rom(values: np.ndarray, i0: np.ndarray, frac: np.ndarray) -> np.nda
     return p1 + 0.5 * f * ((p2 - p0) + f * ((2 * p0 - 5 * p1 + 4 * p2 - p3) + f * (3 * (p1 - p2) + p3 - p0)))
 
 
-def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray,
-           source: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Show ``source[i]`` (a float source frame) at output frame ``i``.
 
     Root positions and rotations (as sign-continuous unit quaternions) follow a
-    Catmull-Rom spline through the frames, contacts are interpolated linearly;
-    frames whose source is a whole frame are copied from it bit for bit.
-    Returns poses (N, 72), root positions (N, 3) and contacts (N, 4) as float32.
+    Catmull-Rom spline through the frames; frames whose source is a whole frame
+    are copied from it bit for bit. Returns poses (N, 72) and root positions (N, 3)
+    as float32.
     """
     source = np.asarray(source, np.float64)
     n = len(smpl_poses)
@@ -179,8 +178,6 @@ def retime(smpl_poses: np.ndarray, smpl_trans: np.ndarray, contacts: np.ndarray,
     q = sk.quat_continuous(sk.axis_angle_to_quat(np.asarray(smpl_poses, np.float64).reshape(n, sk.NUM_JOINTS, 3)))
     poses = sk.quat_to_axis_angle(sk.quat_normalize(_catmull_rom(q, i0, frac))).reshape(n, -1)
     trans = _catmull_rom(np.asarray(smpl_trans, np.float64), i0, frac)
-    i1 = np.minimum(i0 + 1, n - 1)
-    out_contacts = contacts[i0] + frac[:, None] * (contacts[i1] - contacts[i0])
     whole = frac == 0
-    poses[whole], trans[whole], out_contacts[whole] = smpl_poses[i0[whole]], smpl_trans[i0[whole]], contacts[i0[whole]]
-    return poses.astype(np.float32), trans.astype(np.float32), out_contacts.astype(np.float32)
+    poses[whole], trans[whole] = smpl_poses[i0[whole]], smpl_trans[i0[whole]]
+    return poses.astype(np.float32), trans.astype(np.float32)

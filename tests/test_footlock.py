@@ -9,7 +9,7 @@ from synthetic import noise_features
 from inference import metrics
 from inference import skeleton as sk
 from inference.constraints import PIN_CLEARANCE_SECONDS, Constraints, joint_indices
-from inference.footlock import LEGS, MAX_SHIFT, SOFT_REACH, leg_ik, lock_feet, soft_reach
+from inference.footlock import LEGS, MAX_SHIFT, SOFT_REACH, floor_contacts, leg_ik, lock_feet, soft_reach
 
 FPS = 30.0
 LEG_JOINTS = sorted(j for leg in LEGS for j in leg)
@@ -74,6 +74,19 @@ def test_stepping_and_lifted_feet_are_left_alone():
     locked = lock_feet(poses, trans, FPS)
     assert same_joints(locked, poses, list(LEGS[0]))  # the raised foot is not on the floor
     assert not same_joints(locked, poses, list(LEGS[1]))
+
+
+def test_contacts_mark_still_joints_of_feet_on_the_floor():
+    # Standing still: every foot joint touches. The left foot lifted but still: none of its joints.
+    poses, trans = stance(30, speed=0.0, lift_left=True)
+    contacts = floor_contacts(sk.joint_positions(poses, trans), FPS)
+    order = [sk.CONTACT_JOINTS.index(f"{side}_{j}") for side in ("left", "right") for j in ("ankle", "foot")]
+    np.testing.assert_array_equal(contacts[:, order], np.tile([0, 0, 1, 1], (30, 1)))
+    # Sliding along the floor faster than a contact: none; creeping slower than one: all.
+    poses, trans = stance(30, speed=1.0)
+    assert floor_contacts(sk.joint_positions(poses, trans), FPS).max() == 0
+    poses, trans = stance(30, speed=0.1)
+    assert floor_contacts(sk.joint_positions(poses, trans), FPS).min() == 1
 
 
 def test_a_pinned_leg_and_its_approach_are_untouched():
@@ -143,6 +156,7 @@ def test_generator_locks_feet_after_the_timing_and_keeps_pins(trained_generator)
     np.testing.assert_array_equal(locked.smpl_poses, lock_feet(plain.smpl_poses, plain.smpl_trans, FPS))
     np.testing.assert_array_equal(locked.smpl_trans, plain.smpl_trans)
     np.testing.assert_allclose(locked.joints, sk.joint_positions(locked.smpl_poses, locked.smpl_trans), atol=1e-5)
+    np.testing.assert_array_equal(locked.contacts, floor_contacts(locked.joints, FPS))  # the motion delivered
     # Legs pinned over a range: exact there, and as the sampler made them on the approach.
     legs = joint_indices("legs")
     c = Constraints.empty(n)
