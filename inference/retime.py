@@ -91,10 +91,11 @@ def _choose_anchors(candidates: list, nearest: dict, reach: float) -> list:
 
     ``candidates``: (output frame, source frame, required), sorted; the first and last are
     required; ``nearest``: each music beat's nearest accent (frames). Consecutive anchors must
-    fit: the motion between them plays at an average speed within :data:`SPEED_RANGE`. Between two required anchors every chain of fitting beat anchors
-    is scored by the beats it hits: its anchors, plus the beats in between whose nearest accent
-    the (roughly linear) map between two anchors brings within a frame of them; ties go to the
-    chain that brings the other accents closer. (Taking beats greedily, an early beat whose
+    fit: the motion between them plays at an average speed within :data:`SPEED_RANGE`. Between
+    two required anchors every chain of fitting beat anchors is scored by the beats it hits: its
+    anchors, plus the beats in between whose nearest accent the (roughly linear) map between two
+    anchors brings within a frame of them; ties go to the chain that brings the other accents
+    closer. (Taking beats greedily, an early beat whose
     accent is late can shut out every later one whose accent is early.)
     """
     slow, fast = SPEED_RANGE

@@ -273,7 +273,8 @@ def test_steered_columns_are_the_placement_and_joints_pinned_over_stretches():
     from inference.longform import steered_columns
 
     mask = np.zeros((20, TINY_CONFIG.motion_dim), bool)
-    knee, hand, neck, foot = (mo.rotation_dims(sk.JOINT_INDEX[j]) for j in ("left_knee", "left_hand", "neck", "left_foot"))
+    names = ("left_knee", "left_hand", "neck", "left_foot")
+    knee, hand, neck, foot = (mo.rotation_dims(sk.JOINT_INDEX[j]) for j in names)
     mask[5, knee] = True  # a lone frame
     mask[8:12, hand] = True  # a stretch
     mask[3, neck] = mask[14:18, neck] = True  # a lone frame and a stretch
