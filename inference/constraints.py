@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
 
 from . import skeleton as sk
 from .errors import ConstraintsError
@@ -40,7 +39,11 @@ def frames_to_pin(pinned) -> np.ndarray:
     pinned = np.asarray(pinned, bool)
     if not pinned.any():
         return np.full(len(pinned), np.inf)
-    return distance_transform_edt(~pinned)
+    at = np.flatnonzero(pinned)
+    frames = np.arange(len(pinned))
+    after = np.minimum(np.searchsorted(at, frames), len(at) - 1)  # first pin at or after each frame
+    before = np.maximum(after - 1, 0)
+    return np.minimum(np.abs(at[after] - frames), np.abs(frames - at[before])).astype(float)
 
 
 def clear_of_pins(pose_mask: Optional[np.ndarray], num_frames: int, fps: float, joints) -> np.ndarray:

@@ -43,8 +43,10 @@ from pathlib import Path
 
 from .errors import M2DError
 
-RUNTIME_MODULES = ("torch", "numpy", "librosa", "soundfile", "soxr", "safetensors")
+RUNTIME_MODULES = ("torch", "numpy", "scipy", "librosa", "soundfile", "soxr", "safetensors")
 """What a generation needs besides the standard library."""
+_IMPORT_CHECKS = {"scipy": "scipy.ndimage", "librosa": "librosa.onset"}
+"""The module :func:`probe` imports to know a package works (one that loads its compiled parts)."""
 
 _OUT_OF_MEMORY = (
     "The {where} ran out of memory while generating. Generate a shorter frame range, "
@@ -78,7 +80,7 @@ def _package_version(name: str):
 
 
 def probe() -> dict:
-    """What this interpreter can run: Python, PyTorch, the GPU, and which packages are missing."""
+    """What this interpreter can run: Python, PyTorch, the GPU, and which packages are missing or broken."""
     info = {
         "python": platform.python_version(),
         "executable": sys.executable,
@@ -93,23 +95,24 @@ def probe() -> dict:
         version = _package_version(name)
         if version is None:
             info["missing"].append(name)
-        else:
-            info["versions"][name] = version
-    if "torch" not in info["missing"]:
-        try:
-            import torch
-        except Exception as exc:  # a broken install: report it, do not crash the probe
-            info["missing"].append("torch")
-            info["error"] = f"PyTorch is installed but cannot be imported: {exc}"
-        else:
-            info["torch"] = torch.__version__
-            info["cuda"] = bool(torch.cuda.is_available())
-            if info["cuda"]:
-                info["gpu"] = torch.cuda.get_device_name(0)
-            mps = getattr(torch.backends, "mps", None)
-            info["mps"] = bool(mps is not None and mps.is_available())
-            if info["mps"] and not info["gpu"]:
-                info["gpu"] = "Apple GPU (MPS)"
+            continue
+        info["versions"][name] = version
+        try:  # installed is not enough: a broken or mismatched build fails here, not mid-generation
+            importlib.import_module(_IMPORT_CHECKS.get(name, name))
+        except Exception as exc:
+            info["missing"].append(name)
+            info["error"] = f"{name} is installed but cannot be imported: {type(exc).__name__}: {exc}"
+    if "torch" in sys.modules:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["cuda"] = bool(torch.cuda.is_available())
+        if info["cuda"]:
+            info["gpu"] = torch.cuda.get_device_name(0)
+        mps = getattr(torch.backends, "mps", None)
+        info["mps"] = bool(mps is not None and mps.is_available())
+        if info["mps"] and not info["gpu"]:
+            info["gpu"] = "Apple GPU (MPS)"
     return info
 
 

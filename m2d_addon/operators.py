@@ -30,7 +30,8 @@ Other:
 
 * ``bpy.ops.m2d.export_fbx(filepath=..., preset='GENERIC'|'UNITY'|'UNREAL')``.
 * ``bpy.ops.m2d.remove_take(index=-1)`` — drop a take from the active armature's list.
-* ``bpy.ops.m2d.install_runtime()`` / ``bpy.ops.m2d.check_runtime()`` — the engine's Python packages.
+* ``bpy.ops.m2d.install_runtime()`` / ``bpy.ops.m2d.check_runtime()`` — the engine's Python packages
+  (from the internet, or offline from ``preferences.wheels_path``); ``bpy.ops.m2d.open_install_log()``.
 
 The operators that run the engine run in the background from the panel (modal, never blocking) and
 to their end from scripts and in background mode. Bad input: a report, ``{'CANCELLED'}`` and nothing
@@ -676,11 +677,11 @@ class M2D_OT_check_runtime(Operator):
 
 
 class M2D_OT_install_runtime(Operator):
-    """Download PyTorch, librosa and the engine's other packages with pip into the extension's user \
-folder (some GB with CUDA). Needs an internet connection"""
+    """Install PyTorch, librosa and the engine's other packages with pip into the extension's user folder, \
+from the internet (Allow Online Access must be on) or from the wheel folder set in the preferences"""
 
     bl_idname = "m2d.install_runtime"
-    bl_label = "Install PyTorch and librosa"
+    bl_label = "Install runtime"
 
     @classmethod
     def poll(cls, context):
@@ -692,33 +693,38 @@ folder (some GB with CUDA). Needs an internet connection"""
             return False
         return True
 
-    def _start(self) -> bool:
-        SESSION.shutdown()  # the engine restarts with the new packages
+    def _start(self, context) -> bool:
         try:
-            runtime.INSTALLER.start(sys.executable)
-        except (M2DError, OSError) as exc:
+            plan = runtime.install_plan(context)
+            runtime.INSTALLER.start(plan, before=SESSION.shutdown)  # the engine restarts with the new packages
+        except M2DError as exc:
             self.report({"ERROR"}, str(exc))
             return False
+        self.report({"INFO"}, f"Installing {plan.summary()}; pip's output goes to {runtime.log_path()}")
         return True
 
-    def _finished(self, context) -> set:
-        if runtime.INSTALLER.returncode != 0:
-            self.report({"ERROR"}, f"pip failed: {runtime.INSTALLER.status}")
+    def _finished(self) -> set:
+        if runtime.INSTALLER.failure:
+            self.report({"ERROR"}, runtime.INSTALLER.failure)
             return {"CANCELLED"}
         runtime.PROBE.run("")
-        self.report({"INFO"}, "Installed. " + runtime.PROBE.message)
+        self.report({"INFO"}, runtime.INSTALLER.result)
         return {"FINISHED"}
 
     def execute(self, context):
-        if not self._start():
+        if not self._start(context):
             return {"CANCELLED"}
-        runtime.INSTALLER.wait()
-        return self._finished(context)
+        try:
+            runtime.INSTALLER.wait()
+        except KeyboardInterrupt:
+            runtime.INSTALLER.cancel()
+            runtime.INSTALLER.wait()
+        return self._finished()
 
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
-        if not self._start():
+        if not self._start(context):
             return {"CANCELLED"}
         self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
         context.window_manager.modal_handler_add(self)
@@ -732,17 +738,36 @@ folder (some GB with CUDA). Needs an internet connection"""
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         runtime.PROBE.start("")
-        if runtime.INSTALLER.returncode != 0:
-            self.report({"ERROR"}, f"pip failed: {runtime.INSTALLER.status}")
+        if runtime.INSTALLER.failure:
+            self.report({"ERROR"}, runtime.INSTALLER.failure)
             return {"CANCELLED"}
-        self.report({"INFO"}, "PyTorch and librosa are installed.")
+        self.report({"INFO"}, runtime.INSTALLER.result)
         return {"FINISHED"}
 
     def cancel(self, context):
         runtime.INSTALLER.cancel()
 
 
+class M2D_OT_open_install_log(Operator):
+    """Open pip's full output of the last Install runtime"""
+
+    bl_idname = "m2d.open_install_log"
+    bl_label = "Open Log"
+
+    @classmethod
+    def poll(cls, context):
+        if not runtime.log_path().is_file():
+            cls.poll_message_set("Nothing has been installed yet")
+            return False
+        return True
+
+    def execute(self, context):
+        bpy.ops.wm.path_open(filepath=str(runtime.log_path()))
+        return {"FINISHED"}
+
+
 classes = (M2D_OT_generate, M2D_OT_regenerate, M2D_OT_inbetween, M2D_OT_variations, M2D_OT_pin_add,
            M2D_OT_pin_remove, M2D_OT_pin_update, M2D_OT_export_constraints, M2D_OT_switch_take, M2D_OT_cancel,
-           M2D_OT_export_fbx, M2D_OT_remove_take, M2D_OT_check_runtime, M2D_OT_install_runtime)
+           M2D_OT_export_fbx, M2D_OT_remove_take, M2D_OT_check_runtime, M2D_OT_install_runtime,
+           M2D_OT_open_install_log)
 register, unregister = bpy.utils.register_classes_factory(classes)

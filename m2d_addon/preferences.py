@@ -1,9 +1,10 @@
 """Preferences: where PyTorch comes from, which model and which SMPL body to use."""
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy.types import AddonPreferences
 
+from ..inference.errors import M2DError
 from . import runtime
 from .common import ADDON_PACKAGE
 
@@ -25,6 +26,18 @@ class M2D_AP_preferences(AddonPreferences):
                     "librosa. Empty: Blender's own Python with the packages installed below",
         subtype="FILE_PATH",
         update=_runtime_changed,
+    )
+    torch_build: EnumProperty(
+        name="PyTorch Build",
+        description="Which PyTorch Install runtime downloads",
+        items=runtime.TORCH_BUILDS,
+        default="AUTO",
+    )
+    wheels_path: StringProperty(
+        name="Wheel Folder",
+        description="Install runtime from this folder of wheels, with no internet (prepare it on another "
+                    "machine with pip download, see the README). Empty: download from the internet",
+        subtype="DIR_PATH",
     )
     weights_path: StringProperty(
         name="Model",
@@ -57,20 +70,40 @@ class M2D_AP_preferences(AddonPreferences):
             probe.state, "QUESTION")
         box.label(text=probe.message, icon=icon)
         box.prop(self, "python_path")
-        row = box.row(align=True)
-        if installer.running:
-            row.label(text=installer.status[:90], icon="SORTTIME")
+        if not self.python_path:
+            self._draw_install(context, box)
         else:
-            sub = row.row(align=True)
-            sub.enabled = not self.python_path
-            sub.operator("m2d.install_runtime", icon="IMPORT")
-            row.operator("m2d.check_runtime", icon="FILE_REFRESH")
-        if installer.returncode not in (None, 0):
-            box.label(text=f"pip failed: {installer.status[:90]}", icon="ERROR")
+            box.operator("m2d.check_runtime", icon="FILE_REFRESH")
         col = layout.column()
         col.prop(self, "weights_path")
         col.prop(self, "smpl_model_path")
         col.prop(self, "keep_loaded")
+
+    def _draw_install(self, context, box):
+        installer = runtime.INSTALLER
+        box.prop(self, "torch_build")
+        box.prop(self, "wheels_path")
+        if installer.running:
+            box.label(text=installer.status[:100], icon="SORTTIME")
+        else:
+            try:
+                plan = runtime.install_plan(context)
+            except M2DError as exc:
+                box.label(text=str(exc)[:120], icon="ERROR")
+            else:
+                box.label(text="Will install " + plan.summary(), icon="INFO")
+                problem = runtime.online_access_problem() if plan.online else None
+                if problem:
+                    box.label(text=problem[:120], icon="ERROR")
+        row = box.row(align=True)
+        row.operator("m2d.install_runtime", icon="IMPORT")
+        row.operator("m2d.check_runtime", icon="FILE_REFRESH")
+        row.operator("m2d.open_install_log", icon="TEXT")
+        if installer.failure and not installer.running:
+            col = box.column(align=True)
+            col.label(text="Install failed:", icon="ERROR")
+            for line in installer.tail():
+                col.label(text=line[:120])
 
 
 classes = (M2D_AP_preferences,)

@@ -19,6 +19,10 @@ from inference.model import DanceDenoiser
 from inference.weights import save_model
 
 
+collect_ignore = ["plain_blender"]
+"""Runs in a Python with only bpy, where this conftest cannot load: see tests/plain_blender/conftest.py."""
+
+
 @pytest.fixture(scope="session")
 def audio_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("audio")

@@ -96,7 +96,8 @@ def song(tmp_session):
 def prefs(addon, tiny_weights):
     """The extension's preferences, pointing at the tiny test model; restored after the test."""
     p = bpy.context.preferences.addons[ADDON].preferences
-    saved = {k: getattr(p, k) for k in ("python_path", "weights_path", "smpl_model_path", "keep_loaded")}
+    saved = {k: getattr(p, k) for k in ("python_path", "weights_path", "smpl_model_path", "keep_loaded",
+                                        "wheels_path", "torch_build")}
     p.weights_path = str(tiny_weights)
     yield p
     for k, v in saved.items():
