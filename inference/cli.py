@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import M2DError
+from .protocol import FEATURES, FINISHING, SAMPLING, stage as stage_of
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -27,7 +28,8 @@ def _default_cache_dirs() -> None:
 class TerminalProgress:
     """A one-line progress bar on stderr (plain lines every 10 % when not a terminal)."""
 
-    STAGES = {"features": "Reading music", "sampling": "Dancing", "finishing": "Finishing"}
+    LABEL_WIDTH = max(len(s.label) for s in (FEATURES, SAMPLING, FINISHING))
+    """Labels of the stages a generation reports (:data:`inference.protocol.STAGES`) are padded to this."""
 
     def __init__(self, stream=None, width: int = 30):
         self.stream = stream or sys.stderr
@@ -45,15 +47,15 @@ class TerminalProgress:
                 self.stream.write("\n")
             self.stage, self.stage_started, self.last_tenth = stage, now, -1
         frac = done / total if total else 1.0
-        label = self.STAGES.get(stage, stage)
-        if stage == "sampling" and done:
+        label = stage_of(stage).label
+        if stage == SAMPLING.name and done:
             eta = (now - self.stage_started) / done * (total - done)
             detail = f" step {done}/{total}, {eta:4.0f} s left"
         else:
             detail = ""
         if self.tty:
             fill = int(frac * self.width)
-            self.stream.write(f"\r{label:<14} [{'#' * fill}{'.' * (self.width - fill)}] {frac:4.0%}{detail}  ")
+            self.stream.write(f"\r{label:<{self.LABEL_WIDTH}} [{'#' * fill}{'.' * (self.width - fill)}] {frac:4.0%}{detail}  ")
         elif int(frac * 10) != self.last_tenth:
             self.last_tenth = int(frac * 10)
             self.stream.write(f"{label}: {frac:4.0%}{detail}\n")

@@ -31,6 +31,10 @@ class DataError(M2DError):
     """A training data set or cache cannot be read."""
 
 
+class ProtocolError(M2DError):
+    """A request to the worker does not follow :mod:`inference.protocol` (a field unknown, missing or mistyped)."""
+
+
 class Cancelled(M2DError):
     """The user cancelled a running job."""
 

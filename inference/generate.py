@@ -23,12 +23,14 @@ from .features import beats_from_features, features_from_file
 from .footlock import floor_contacts, lock_feet
 from .limits import keep_within_limits
 from .longform import sample_dance
+from .protocol import FEATURES, FINISHING, SAMPLING
 from .retime import beat_time_map, retime
 from .silence import settle
 from .weights import load_model
 
 StageProgress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages are "features", "sampling" and "finishing"."""
+"""``progress(stage, done, total)``; stages are the names of :data:`inference.protocol.STAGES`:
+"features", "sampling" (``done`` of ``total`` steps) and "finishing"."""
 
 _FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the output
 
@@ -80,10 +82,10 @@ class DanceGenerator:
         """
         _check_settings(self.config, steps, guidance, eta)
         if progress:
-            progress("features", 0, 1)
+            progress(FEATURES.name, 0, 1)
         music, clip = features_from_file(audio, self.config, start=start, duration=duration)
         if progress:
-            progress("features", 1, 1)
+            progress(FEATURES.name, 1, 1)
         dance = self.generate_from_features(
             music, audio_start=clip.start, seed=seed, steps=steps, guidance=guidance, eta=eta,
             constraints=constraints, beat_snap=beat_snap, foot_lock=foot_lock, progress=progress,
@@ -115,10 +117,10 @@ class DanceGenerator:
         motion = sample_dance(
             self.model, music, constraints=constraints, steps=steps, guidance=guidance, eta=eta,
             seed=seed, should_cancel=should_cancel,
-            progress=None if progress is None else (lambda i, total: progress("sampling", i, total)),
+            progress=None if progress is None else (lambda i, total: progress(SAMPLING.name, i, total)),
         )
         if progress:
-            progress("finishing", 0, 1)
+            progress(FINISHING.name, 0, 1)
         # Calm where the music is silent; the path only stops if no root position is pinned.
         motion = settle(motion, music, self.config.fps,
                         hold_path=not (constraints and constraints.root_mask.any()))
@@ -148,7 +150,7 @@ class DanceGenerator:
         # motion's still feet on about 60% of frames. The dance's contacts describe the motion delivered.
         contacts = floor_contacts(joints, self.config.fps)
         if progress:
-            progress("finishing", 1, 1)
+            progress(FINISHING.name, 1, 1)
         extras = {"seed": int(seed), "steps": int(steps or self.config.sample_steps),
                   "guidance": float(self.config.guidance if guidance is None else guidance),
                   "beat_snap": bool(beat_snap), "foot_lock": bool(foot_lock)}

@@ -6,11 +6,12 @@ ends this process only, and cancelling is simply ending it. The process keeps
 its :class:`~inference.generate.DanceGenerator` between requests, so a second
 generation with the same weights and device skips the model load.
 
-Protocol: JSON, one object per line. Requests arrive on stdin::
+Protocol (:mod:`inference.protocol` defines every request, event and stage): JSON,
+one object per line. Requests arrive on stdin::
 
-    {"cmd": "generate", "id": 1, "audio": "song.ogg", "start": 12.5, "duration": 30.0,
-     "seed": 0, "steps": 50, "guidance": 2.0, "beat_snap": true, "foot_lock": true,
-     "device": "auto", "weights": null, "constraints": null, "output": "/tmp/dance.npz"}
+    {"cmd": "generate", "id": 1, "audio": "song.ogg", "output": "/tmp/dance.npz", "start": 12.5,
+     "duration": 30.0, "seed": 0, "steps": 50, "guidance": 2.0, "beat_snap": true, "foot_lock": true,
+     "device": "auto", "weights": null, "constraints": null}
     {"cmd": "smpl_mesh", "id": 2, "model": "SMPL_NEUTRAL.pkl", "output": "/tmp/body.npz"}
     {"cmd": "probe", "id": 3}
     {"cmd": "quit"}
@@ -23,6 +24,10 @@ Events leave on stdout::
     {"event": "done", "id": 1, "output": "/tmp/dance.npz", "seconds": 12.3}
     {"event": "error", "id": 1, "kind": "AudioError", "message": "..."}
     {"event": "probe", "id": 3, "torch": "2.13.0", "gpu": null, ...}
+
+A request that is not JSON, names an unknown command or has unknown, missing or
+mistyped fields is answered by an ``error`` event (``kind`` "ProtocolError"; its
+``id`` is null when the line could not be read).
 
 Messages of ``error`` events are written for the user. Anything the libraries
 print goes to stderr, never into the protocol. ``python -m inference.worker
@@ -41,7 +46,9 @@ import time
 import traceback
 from pathlib import Path
 
-from .errors import M2DError
+from . import protocol
+from .errors import M2DError, ProtocolError
+from .protocol import GenerateRequest, SmplMeshRequest
 
 RUNTIME_MODULES = ("torch", "numpy", "scipy", "librosa", "soundfile", "soxr", "safetensors")
 """What a generation needs besides the standard library."""
@@ -54,7 +61,7 @@ _OUT_OF_MEMORY = (
 )
 
 
-class _Protocol:
+class _Channel:
     """Writes events to the real stdout; everything else printed ends up on stderr."""
 
     def __init__(self):
@@ -62,8 +69,8 @@ class _Protocol:
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # C libraries printing to fd 1
         sys.stdout = sys.stderr
 
-    def send(self, event: dict) -> None:
-        self._out.write(json.dumps(event) + "\n")
+    def send(self, name: str, **fields) -> None:
+        self._out.write(protocol.event_line(name, **fields))
         self._out.flush()
 
 
@@ -129,8 +136,8 @@ def _missing_runtime_message() -> str | None:
 class Worker:
     """Serves requests one at a time; keeps the last model loaded."""
 
-    def __init__(self, protocol: _Protocol):
-        self.protocol = protocol
+    def __init__(self, channel: _Channel):
+        self.channel = channel
         self._generator = None
         self._generator_key = None
 
@@ -146,41 +153,39 @@ class Worker:
             from .generate import DanceGenerator
 
             self._generator = self._generator_key = None
-            self.progress(request_id, "loading", 0, 1)
+            self.progress(request_id, protocol.LOADING.name, 0, 1)
             self._generator = DanceGenerator(weights=path, device=device or "auto")
             self._generator_key = key
-            self.progress(request_id, "loading", 1, 1)
+            self.progress(request_id, protocol.LOADING.name, 1, 1)
         return self._generator
 
     def progress(self, request_id, stage: str, done: int, total: int) -> None:
-        self.protocol.send({"event": "progress", "id": request_id, "stage": stage, "done": done, "total": total})
+        self.channel.send(protocol.PROGRESS, id=request_id, stage=stage, done=done, total=total)
 
-    def generate(self, req: dict) -> dict:
+    def generate(self, request_id, req: GenerateRequest) -> dict:
         from .audio import check_audio_path
 
-        output = Path(req["output"])
-        check_audio_path(req["audio"])
-        generator = self.generator(req.get("weights"), req.get("device", "auto"), req.get("id"))
+        output = Path(req.output)
+        check_audio_path(req.audio)
+        generator = self.generator(req.weights, req.device, request_id)
         constraints = None
-        if req.get("constraints"):
+        if req.constraints:
             from .constraints import Constraints
 
-            constraints = Constraints.load(req["constraints"], fps=generator.config.fps)
+            constraints = Constraints.load(req.constraints, fps=generator.config.fps)
         dance = generator.generate(
-            req["audio"], start=float(req.get("start", 0.0)), duration=req.get("duration"),
-            seed=int(req.get("seed", 0)), steps=req.get("steps"), guidance=req.get("guidance"),
-            constraints=constraints, beat_snap=bool(req.get("beat_snap", True)),
-            foot_lock=bool(req.get("foot_lock", True)),
-            progress=lambda stage, done, total: self.progress(req.get("id"), stage, done, total),
+            req.audio, start=req.start, duration=req.duration, seed=req.seed, steps=req.steps,
+            guidance=req.guidance, constraints=constraints, beat_snap=req.beat_snap, foot_lock=req.foot_lock,
+            progress=lambda stage, done, total: self.progress(request_id, stage, done, total),
         )
         dance.save(output)
         return {"output": str(output), "frames": dance.num_frames, "fps": dance.fps}
 
-    def smpl_mesh(self, req: dict) -> dict:
+    def smpl_mesh(self, request_id, req: SmplMeshRequest) -> dict:
         """Rest vertices, faces, skinning weights and joints of a user's SMPL model file, via smplx."""
         import numpy as np
 
-        model_path = Path(req["model"])
+        model_path = Path(req.model)
         if not model_path.is_file():
             raise M2DError(f"SMPL model file not found: {model_path}. Check the path in the preferences.")
         try:
@@ -202,71 +207,76 @@ class Worker:
         faces = np.asarray(model.faces, dtype=np.int64)
         if weights.shape[1] != 24 or joints.shape != (24, 3):
             raise M2DError(f"{model_path.name} is not a 24-joint SMPL body model.")
-        output = Path(req["output"])
+        output = Path(req.output)
         np.savez(output, vertices=vertices, faces=faces, weights=weights, joints=joints)
         return {"output": str(output), "vertices": len(vertices)}
 
     # ------------------------------------------------------------------ loop
-    def handle(self, req: dict) -> None:
-        request_id = req.get("id")
-        cmd = req.get("cmd")
+    def handle(self, message: dict) -> None:
+        """Answer one decoded request line with a ``done``, ``probe`` or ``error`` event."""
+        request_id = message.get("id")
         started = time.monotonic()
         try:
-            if cmd == "probe":
-                self.protocol.send({"event": "probe", "id": request_id, **probe()})
+            cmd, request_id, req = protocol.parse_request(message)
+            if cmd == protocol.ProbeRequest.CMD:
+                self.channel.send(protocol.PROBE, id=request_id, **probe())
                 return
-            if cmd not in ("generate", "smpl_mesh"):
-                raise M2DError(f"Unknown request {cmd!r}.")
             missing = _missing_runtime_message()
             if missing:
-                self.protocol.send({"event": "error", "id": request_id, "kind": "RuntimeMissing", "message": missing})
+                self.channel.send(protocol.ERROR, id=request_id, kind="RuntimeMissing", message=missing)
                 return
-            result = self.generate(req) if cmd == "generate" else self.smpl_mesh(req)
-            self.protocol.send({"event": "done", "id": request_id, "seconds": time.monotonic() - started, **result})
+            run = self.generate if isinstance(req, GenerateRequest) else self.smpl_mesh
+            result = run(request_id, req)
+            self.channel.send(protocol.DONE, id=request_id, seconds=time.monotonic() - started, **result)
         except M2DError as exc:
-            self.protocol.send({"event": "error", "id": request_id, "kind": type(exc).__name__, "message": str(exc)})
+            self.channel.send(protocol.ERROR, id=request_id, kind=type(exc).__name__, message=str(exc))
         except MemoryError:
             self._generator = self._generator_key = None
             message = _OUT_OF_MEMORY.format(where="computer", other="GPU if you have one")
-            self.protocol.send({"event": "error", "id": request_id, "kind": "OutOfMemory", "message": message})
+            self.channel.send(protocol.ERROR, id=request_id, kind="OutOfMemory", message=message)
         except Exception as exc:
             if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here
                 self._generator = self._generator_key = None
                 message = _OUT_OF_MEMORY.format(where="GPU", other="CPU")
-                self.protocol.send({"event": "error", "id": request_id, "kind": "OutOfMemory", "message": message})
+                self.channel.send(protocol.ERROR, id=request_id, kind="OutOfMemory", message=message)
                 return
             traceback.print_exc()
             message = (f"Internal error in the dance engine ({type(exc).__name__}: {exc}). "
                        "The system console has the details; please report them.")
-            self.protocol.send({"event": "error", "id": request_id, "kind": "InternalError", "message": message})
+            self.channel.send(protocol.ERROR, id=request_id, kind="InternalError", message=message)
 
     def serve(self, stdin) -> None:
-        self.protocol.send({"event": "ready", "pid": os.getpid(), "python": platform.python_version()})
+        """Answer requests until stdin ends or a ``quit`` request arrives."""
+        self.channel.send(protocol.READY, pid=os.getpid(), python=platform.python_version())
         for line in stdin:
             line = line.strip()
             if not line:
                 continue
             try:
-                req = json.loads(line)
-            except json.JSONDecodeError:
-                print(f"music2dance worker: ignoring a malformed request: {line[:200]}", file=sys.stderr)
+                message = json.loads(line)
+                if not isinstance(message, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError:
+                print(f"music2dance worker: a malformed request: {line[:200]}", file=sys.stderr)
+                self.channel.send(protocol.ERROR, id=None, kind=ProtocolError.__name__,
+                                   message="The dance engine received a request it cannot read (not a JSON object).")
                 continue
-            if req.get("cmd") == "quit":
+            if message.get("cmd") == protocol.QUIT:
                 break
-            self.handle(req)
+            self.handle(message)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--probe", action="store_true", help="print what this Python can run (JSON) and exit")
     args = parser.parse_args(argv)
-    protocol = _Protocol()
+    channel = _Channel()
     if args.probe:
-        protocol.send(probe())
+        channel.send(protocol.PROBE, **probe())
         return 0
     if hasattr(os, "nice"):
         os.nice(5)  # the artist's interface comes first
-    Worker(protocol).serve(sys.stdin)
+    Worker(channel).serve(sys.stdin)
     return 0
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..inference.config import CONFIG_FILE, WEIGHTS_FILE
 from ..inference.errors import Cancelled, M2DError
+from ..inference.protocol import TAKE_KEY, GenerateRequest, SmplMeshRequest, TakeInfo
 from . import bridge, rig, timing
 from .common import EXTENSION_DIR, preferences, user_dir
 from .props import chosen_strip, sound_strips
@@ -36,7 +37,7 @@ class Plan:
     frames: timing.FramePlan
     timing: timing.StripTiming
     target_name: str | None  # None: create a new armature
-    request: dict  # the worker request (without id)
+    request: GenerateRequest
     smpl_model: str | None = None
     save_npz: str | None = None
     temp_files: list = field(default_factory=list)
@@ -70,6 +71,21 @@ def weights_path(prefs) -> str:
             "Add-ons > Music2Dance > Model to a folder that holds them."
         )
     return str(path)
+
+
+def engine_request(settings, audio: str, frames: timing.FramePlan, weights: str, output: str, seed: int,
+                   constraints: str | None = None) -> GenerateRequest:
+    """The worker request for the music of ``frames`` with the panel's settings (``scene.m2d``)."""
+    return GenerateRequest(audio=audio, output=output, start=float(frames.audio_start),
+                           duration=float(frames.audio_duration), seed=int(seed), steps=int(settings.steps),
+                           guidance=float(settings.guidance), beat_snap=bool(settings.beat_snap),
+                           foot_lock=bool(settings.foot_lock), device=settings.device, weights=weights,
+                           constraints=constraints)
+
+
+def take_info(action) -> TakeInfo | None:
+    """What ``action`` records about how it was made, or None for an action that is not a take."""
+    return TakeInfo.from_dict(action.get(TAKE_KEY)) if action is not None else None
 
 
 def target_armature(context):
@@ -132,12 +148,7 @@ def make_plan(context, save_npz: str = "") -> Plan:
     audio, audio_is_temporary = sound_path(strip)
     fd, output = tempfile.mkstemp(prefix="dance-", suffix=".npz", dir=user_dir("work"))
     os.close(fd)
-    request = {
-        "audio": audio, "start": frames.audio_start, "duration": frames.audio_duration,
-        "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-        "beat_snap": settings.beat_snap, "foot_lock": settings.foot_lock, "device": settings.device,
-        "weights": weights, "constraints": None, "output": output,
-    }
+    request = engine_request(settings, audio, frames, weights, output, settings.seed)
     return Plan(strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), frames=frames,
                 timing=strip_timing, target_name=target.name if target else None, request=request,
                 smpl_model=smpl_model, save_npz=save_npz or None,
@@ -194,13 +205,10 @@ def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = No
             created.remove(action)
             action = bridge.write_action(obj, TAKE_NAME, exact.frames, exact.quats, exact.loc)
             created.append(action)
-        action["music2dance"] = {
-            "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(keys.audio_start),
-            "seed": int(plan.request["seed"]), "steps": int(plan.request["steps"]),
-            "guidance": float(plan.request["guidance"]), "beat_snap": bool(plan.request["beat_snap"]),
-            "foot_lock": bool(plan.request["foot_lock"]), "frame_start": int(keys.frames[0]),
-            "frame_end": int(keys.frames[-1]), "fps": float(plan.timing.fps),
-        }
+        action[TAKE_KEY] = TakeInfo.of_request(
+            plan.request, audio=plan.audio_path, strip=plan.strip_name, audio_start=float(keys.audio_start),
+            frame_start=int(keys.frames[0]), frame_end=int(keys.frames[-1]), fps=float(plan.timing.fps),
+        ).to_dict()
         if plan.save_npz and npz_path:
             Path(plan.save_npz).write_bytes(Path(npz_path).read_bytes())
         add_take(obj, action)
@@ -243,14 +251,14 @@ class Generation:
 
     def __init__(self, plan: Plan, python_path: str):
         self._init_state(plan, python_path)
-        self.steps = [("generate", "", plan.request)]
+        self.steps = [("", plan.request)]
         if plan.smpl_model:
             stat = os.stat(plan.smpl_model)
             key = hashlib.sha1(f"{os.path.abspath(plan.smpl_model)}|{stat.st_mtime_ns}|{stat.st_size}".encode())
             self.body_path = user_dir("bodies") / f"smpl-{key.hexdigest()[:16]}.npz"
             if not self.body_path.is_file():
-                self.steps.append(("smpl_mesh", "Reading the SMPL body…",
-                                   {"model": plan.smpl_model, "output": str(self.body_path)}))
+                self.steps.append(("Reading the SMPL body…",
+                                   SmplMeshRequest(model=plan.smpl_model, output=str(self.body_path))))
 
     def _init_state(self, plan, python_path: str) -> None:
         """The state every phase starts from (shared with :class:`~.regenerate.EditGeneration`)."""
@@ -310,8 +318,8 @@ class Generation:
 
     # ------------------------------------------------------------------ phases
     def start(self) -> "Generation":
-        cmd, title, fields = self.steps[len(self.results)]
-        self.session.start(self.python_path, cmd, title, **fields)
+        title, request = self.steps[len(self.results)]
+        self.session.start(self.python_path, request, title)
         self.session.generation = self
         return self
 

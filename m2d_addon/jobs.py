@@ -51,11 +51,12 @@ class Session:
             self.client = client
         return self.client
 
-    def start(self, python_path: str, cmd: str, title: str = "", **fields) -> Job:
+    def start(self, python_path: str, request, title: str = "") -> Job:
+        """Send ``request`` (an :mod:`inference.protocol` request) to the worker for ``python_path``."""
         if self.job is not None and not self.job.finished:
             raise M2DError("A dance is already being generated; wait for it or press Cancel.")
         try:
-            self.job = Job(self.client_for(python_path), cmd, title, **fields).start()
+            self.job = Job(self.client_for(python_path), request, title).start()
         except M2DError:
             self.shutdown()  # a worker that cannot take requests is of no use
             raise

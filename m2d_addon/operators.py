@@ -79,9 +79,8 @@ class _EngineOperator:
         if run is not None and hasattr(run, "summary"):
             message = run.summary(obj, action)
         else:
-            frames = action.get("music2dance", {})
-            message = (f"{action.name} on {obj.name}: frames {frames.get('frame_start')}-"
-                       f"{frames.get('frame_end')} in {seconds:.1f} s")
+            info = generation.take_info(action)  # written by generation.apply
+            message = f"{action.name} on {obj.name}: frames {info.frame_start}-{info.frame_end} in {seconds:.1f} s"
         self.report({"INFO"}, message)
         SESSION.set_status(message, "CHECKMARK")
         return {"FINISHED"}

@@ -33,9 +33,10 @@ import numpy as np
 
 from ..inference.config import CONFIG_FILE, M2DConfig
 from ..inference.errors import M2DError
+from ..inference.protocol import TAKE_KEY, GenerateRequest, TakeInfo, generate_command
 from . import bridge, fbx, generation, pins, rig, timing
 from .common import preferences, user_dir
-from .generation import TAKE_NAME, add_take, sound_path, weights_path
+from .generation import TAKE_NAME, add_take, engine_request, sound_path, take_info, weights_path
 from .props import chosen_strip, sound_strips
 
 MODES = pins.EDIT_MODES
@@ -56,20 +57,20 @@ class EditPlan:
     overrides: pins.Overrides
     rest: np.ndarray
     pelvis: np.ndarray
-    requests: list  # one worker request per seed
+    requests: list[GenerateRequest]  # one per seed
     pinned: int  # the armature's pins met (besides kept stretches and keyed poses)
     temp_files: list = field(default_factory=list)
 
     @property
     def seeds(self) -> list[int]:
-        return [int(r["seed"]) for r in self.requests]
+        return [r.seed for r in self.requests]
 
 
 def take_frames(action) -> tuple[int, int]:
     """The scene frames a take covers."""
-    info = action.get("music2dance")
-    if info is not None and "frame_start" in info and "frame_end" in info:
-        return int(info["frame_start"]), int(info["frame_end"])
+    info = take_info(action)
+    if info is not None and info.frames is not None:
+        return info.frames
     lo, hi = action.frame_range
     return int(math.floor(lo + 1e-6)), int(math.ceil(hi - 1e-6))
 
@@ -109,9 +110,9 @@ def why_not(context) -> str | None:
 def music_strip(context, action):
     """The strip the take was made for when it is still there, else the chosen one."""
     scene = context.scene
-    info = action.get("music2dance") if action is not None else None
-    if info is not None and info.get("strip"):
-        strip = next((s for s in sound_strips(scene) if s.name == info["strip"]), None)
+    info = take_info(action)
+    if info is not None and info.strip:
+        strip = next((s for s in sound_strips(scene) if s.name == info.strip), None)
         if strip is not None:
             return strip
     strip = chosen_strip(scene)
@@ -225,12 +226,8 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
             fd, output = tempfile.mkstemp(prefix="dance-", suffix=".npz", dir=user_dir("work"))
             os.close(fd)
             temp.append(output)
-            requests.append({
-                "audio": audio, "start": span.audio_start, "duration": span.audio_duration,
-                "seed": settings.seed + i, "steps": settings.steps, "guidance": settings.guidance,
-                "beat_snap": settings.beat_snap, "foot_lock": settings.foot_lock, "device": settings.device,
-                "weights": weights, "constraints": constraints_path, "output": output,
-            })
+            requests.append(engine_request(settings, audio, span, weights, output, settings.seed + i,
+                                           constraints_path))
     except BaseException:
         for path in temp:
             Path(path).unlink(missing_ok=True)
@@ -262,14 +259,12 @@ def apply(context, plan: EditPlan, actions: list):
     source = bpy.data.actions.get(plan.source_name) if plan.source_name else None
     take = take_frames(source) if source is not None else plan.written
     for action, request in zip(actions, plan.requests):
-        action["music2dance"] = {
-            "audio": plan.audio_path, "strip": plan.strip_name, "audio_start": float(plan.span.audio_start),
-            "seed": int(request["seed"]), "steps": int(request["steps"]), "guidance": float(request["guidance"]),
-            "beat_snap": bool(request["beat_snap"]), "foot_lock": bool(request["foot_lock"]),
-            "frame_start": int(min(take[0], plan.written[0])), "frame_end": int(max(take[1], plan.written[1])),
-            "fps": float(plan.timing.fps), "mode": plan.mode, "regenerated": list(plan.written),
-            "source": plan.source_name or "", "pins": int(plan.pinned),
-        }
+        action[TAKE_KEY] = TakeInfo.of_request(
+            request, audio=plan.audio_path, strip=plan.strip_name, audio_start=float(plan.span.audio_start),
+            frame_start=int(min(take[0], plan.written[0])), frame_end=int(max(take[1], plan.written[1])),
+            fps=float(plan.timing.fps), mode=plan.mode, regenerated=tuple(plan.written),
+            source=plan.source_name or "", pins=int(plan.pinned),
+        ).to_dict()
     for action in actions:
         add_take(obj, action)
     first = len(obj.m2d.takes) - len(actions)
@@ -284,8 +279,7 @@ class EditGeneration(generation.Generation):
     def __init__(self, plan: EditPlan, python_path: str):
         self._init_state(plan, python_path)
         n = len(plan.requests)
-        self.steps = [("generate", f"Variation {i + 1} of {n}…" if n > 1 else "", r)
-                      for i, r in enumerate(plan.requests)]
+        self.steps = [(f"Variation {i + 1} of {n}…" if n > 1 else "", r) for i, r in enumerate(plan.requests)]
         self.keys: list[bridge.Keys] | None = None  # one set per seed
         self.writers: list[bridge.SplicedTakeWriter] = []
         self.actions = []
@@ -357,5 +351,4 @@ def export_constraints(context, filepath: str) -> str:
         path += ".npz"
     constraints.save(path)
     audio = bpy.path.abspath(strip.sound.filepath)
-    return (f"python -m inference generate \"{audio}\" -o dance.npz --start {span.audio_start:.6f} "
-            f"--duration {span.audio_duration:.6f} --seed {settings.seed} --constraints \"{path}\"")
+    return generate_command(audio, "dance.npz", span.audio_start, span.audio_duration, settings.seed, path)

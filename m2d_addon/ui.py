@@ -84,18 +84,17 @@ class M2D_UL_takes(UIList):
         if action is None:
             layout.label(text="(removed)", icon="ERROR")
             return
-        info = action.get("music2dance")
+        info = generation.take_info(action)
         layout.label(text=action.name, icon="ACTION")
         if info is not None:
-            mode = info.get("mode")
-            if mode == "RANGE":
-                first, last = info.get("regenerated", (0, 0))
+            if info.mode == "RANGE":
+                first, last = info.regenerated or (0, 0)
                 what = f"{first}-{last} again"
-            elif mode:
-                what = mode.lower()
+            elif info.mode:
+                what = info.mode.lower()
             else:
-                what = f"{info.get('frame_start')}-{info.get('frame_end')}"
-            layout.label(text=f"seed {info.get('seed')} · {what}")
+                what = f"{info.frame_start}-{info.frame_end}"
+            layout.label(text=f"seed {info.seed} · {what}")
 
 
 class VIEW3D_PT_m2d_takes(_DancerPanel, Panel):

@@ -19,20 +19,8 @@ import sys
 import threading
 import time
 
+from ..inference import protocol
 from ..inference.errors import Cancelled, M2DError
-
-STAGE_LABELS = {
-    "starting": "Starting the dance engine",
-    "loading": "Loading the model",
-    "features": "Listening to the music",
-    "sampling": "Dancing",
-    "finishing": "Finishing",
-}
-# Share of the progress bar per stage: (start, end).
-_STAGE_SPAN = {
-    "starting": (0.0, 0.02), "loading": (0.02, 0.06), "features": (0.06, 0.15),
-    "sampling": (0.15, 0.97), "finishing": (0.97, 1.0),
-}
 
 
 class WorkerDied(M2DError):
@@ -75,7 +63,7 @@ class WorkerClient:
                 self.events.put(json.loads(line))
             except json.JSONDecodeError:
                 self._stderr.append(line.rstrip())
-        self.events.put({"event": "exit", "code": proc.wait()})
+        self.events.put({"event": protocol.EXIT, "code": proc.wait()})
 
     def _read_stderr(self, proc) -> None:
         for line in proc.stderr:
@@ -91,17 +79,22 @@ class WorkerClient:
     def pid(self):
         return self.proc.pid if self.proc else None
 
-    def request(self, cmd: str, **fields) -> int:
-        """Send a request; returns its id. Raises WorkerDied if the process is gone."""
+    def request(self, request) -> int:
+        """Send a request (one of :data:`inference.protocol.REQUESTS`); returns its id.
+
+        Raises WorkerDied if the process is gone.
+        """
         self._next_id += 1
-        line = json.dumps({"cmd": cmd, "id": self._next_id, **fields}) + "\n"
+        self._send(protocol.request_line(self._next_id, request))
+        return self._next_id
+
+    def _send(self, line: str) -> None:
         try:
             with self._write_lock:
                 self.proc.stdin.write(line)
                 self.proc.stdin.flush()
         except (OSError, ValueError, AttributeError):
             raise WorkerDied(self.death_message()) from None
-        return self._next_id
 
     def stderr_tail(self, lines: int = 3) -> str:
         meaningful = [s for s in self._stderr if s.strip()]
@@ -135,7 +128,7 @@ class WorkerClient:
         """Ask the process to quit; end it if it does not."""
         if self.alive:
             try:
-                self.request("quit")
+                self._send(protocol.QUIT_LINE)
                 self.proc.wait(timeout=timeout)
             except (M2DError, subprocess.TimeoutExpired):
                 pass
@@ -149,7 +142,7 @@ class WorkerClient:
                 event = self.events.get_nowait()
             except queue.Empty:
                 break
-            if event.get("event") == "exit":
+            if event.get("event") == protocol.EXIT:
                 kept.append(event)
         for event in kept:
             self.events.put(event)
@@ -158,17 +151,17 @@ class WorkerClient:
 class Job:
     """One request to the worker, followed until it is done, fails, or is cancelled."""
 
-    def __init__(self, client: WorkerClient, cmd: str, title: str = "", **fields):
-        self.client, self.cmd, self.fields, self.title = client, cmd, fields, title
+    def __init__(self, client: WorkerClient, request, title: str = ""):
+        self.client, self.request, self.title = client, request, title
         self.id = None
-        self.stage, self.done, self.total = "starting", 0, 1
+        self.stage, self.done, self.total = protocol.STARTING.name, 0, 1
         self.result: dict | None = None
         self.error: M2DError | None = None
         self.started = time.monotonic()
 
     def start(self) -> "Job":
         self.client.drain()
-        self.id = self.client.request(self.cmd, **self.fields)
+        self.id = self.client.request(self.request)
         return self
 
     @property
@@ -177,17 +170,17 @@ class Job:
 
     def _handle(self, event: dict) -> None:
         kind = event.get("event")
-        if kind == "exit":
+        if kind == protocol.EXIT:
             if not self.finished:
                 self.error = WorkerDied(self.client.death_message(event.get("code")))
             return
         if event.get("id") != self.id:
             return
-        if kind == "progress":
+        if kind == protocol.PROGRESS:
             self.stage, self.done, self.total = event["stage"], int(event["done"]), max(1, int(event["total"]))
-        elif kind == "done":
+        elif kind == protocol.DONE:
             self.result = event
-        elif kind == "error":
+        elif kind == protocol.ERROR:
             self.error = M2DError(event.get("message") or "The dance engine failed without a message.")
             self.error.kind = event.get("kind")
 
@@ -237,15 +230,14 @@ class Job:
 
     @property
     def fraction(self) -> float:
-        a, b = _STAGE_SPAN.get(self.stage, (0.0, 1.0))
-        return a + (b - a) * min(1.0, self.done / self.total)
+        return protocol.stage(self.stage).fraction(self.done, self.total)
 
     @property
     def status(self) -> str:
-        if self.title and self.stage == "starting":
+        if self.title and self.stage == protocol.STARTING.name:
             return self.title
-        label = STAGE_LABELS.get(self.stage, self.stage.capitalize())
-        if self.stage == "sampling":
+        label = protocol.stage(self.stage).label
+        if self.stage == protocol.SAMPLING.name:
             return f"{label}: step {self.done} of {self.total}"
         return label + "…"
 
