@@ -39,8 +39,8 @@ def install():
     import torch
 
     from inference.config import TINY_CONFIG
-    from inference.model import DanceDenoiser
-    from inference.weights import save_model
+    from inference.network.model import DanceDenoiser
+    from inference.network.weights import save_model
     from tools.build_extension import build
 
     bpy.ops.extensions.package_install_files(filepath=str(build(TMP / "dist")), repo="user_default",

@@ -18,7 +18,7 @@ own 95th percentile there) and "ease", the largest ratio on the free frames
 within 8 frames of a border, beside the free dance's own on the same frames
 (for information); and the beat alignment of the
 free frames against the unconstrained dances' on the same frames (bar: not
-lower, within seed-to-seed noise). The measurements are those of ``inference/editing.py``,
+lower, within seed-to-seed noise). The measurements are those of ``inference/evaluation/edit_quality.py``,
 which the tests use as well. Nothing here is a pass/fail test.
 """
 
@@ -36,8 +36,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "cache" / "numba"))
 
 import numpy as np  # noqa: E402
 
-from inference import editing as E  # noqa: E402
-from inference.constraints import Constraints, joint_indices  # noqa: E402
+from inference.evaluation import edit_quality as E  # noqa: E402
+from inference.sampling.constraints import Constraints, joint_indices  # noqa: E402
 
 EDIT_SEED_OFFSET = 1000
 """The edit of source seed ``s`` samples with seed ``s + 1000``."""
@@ -140,9 +140,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.seconds, args.seeds, args.steps = 8.0, 2, args.steps or 10
 
-    from inference.evaluate import music_beats
-    from inference.features import features_from_file
+    from inference.evaluation.evaluate import music_beats
     from inference.generate import DanceGenerator
+    from inference.music.features import features_from_file
 
     weights = args.weights
     if args.random_weights:
@@ -151,8 +151,8 @@ def main(argv=None) -> int:
         import torch
 
         from inference.config import TINY_CONFIG
-        from inference.model import DanceDenoiser
-        from inference.weights import save_model
+        from inference.network.model import DanceDenoiser
+        from inference.network.weights import save_model
 
         torch.manual_seed(0)
         weights = save_model(DanceDenoiser(TINY_CONFIG), Path(tempfile.mkdtemp(prefix="m2d-bench-")))

@@ -32,11 +32,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from inference.config import PRESETS  # noqa: E402
-from inference.diffusion import cosine_alpha_bar, ddim_timesteps  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
-from inference.longform import plan_windows, sample_dance  # noqa: E402
-from inference.model import DanceDenoiser  # noqa: E402
-from inference.weights import WeightsError, load_model, save_model  # noqa: E402
+from inference.network.model import DanceDenoiser  # noqa: E402
+from inference.network.weights import WeightsError, load_model, save_model  # noqa: E402
+from inference.sampling.diffusion import cosine_alpha_bar, ddim_timesteps  # noqa: E402
+from inference.sampling.sampler import plan_windows, sample_dance  # noqa: E402
 
 
 def shipped_model(device) -> tuple[DanceDenoiser, str]:

@@ -2,7 +2,7 @@
 
     python bench/quality.py --cache cache/ballroom.npz [--weights weights/] [--unheard-seconds 30]
 
-Prints one metric table (``inference.evaluate``), then each bar of the model
+Prints one metric table (``inference.evaluation.evaluate``), then each bar of the model
 card with its measured value: beat alignment against held-out ground truth and
 against another song, PFC, foot skating, frozen stretches, NaN, determinism and
 diversity across seeds. Writes everything to ``out/quality/report.json``, with a
@@ -28,13 +28,13 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "cache" / "numba"))
 
 import numpy as np  # noqa: E402
 
-from inference import metrics  # noqa: E402
 from inference import skeleton as sk  # noqa: E402
-from inference.data.cache import DanceCache  # noqa: E402
-from inference.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
-from inference.features import beats_from_features, features_from_file  # noqa: E402
+from inference.evaluation import metrics  # noqa: E402
+from inference.evaluation.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
+from inference.music.features import beats_from_features, features_from_file  # noqa: E402
 from inference.preview import write_gif, write_strip  # noqa: E402
+from inference.training.data.cache import DanceCache  # noqa: E402
 
 FROZEN_SECONDS = 2.0
 FROZEN_SPEED = 0.05

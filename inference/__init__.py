@@ -15,13 +15,13 @@ import importlib
 
 _EXPORTS = {
     "DanceGenerator": "generate",
-    "Dance": "generate",
-    "Constraints": "constraints",
+    "Dance": "dance",
+    "Constraints": "sampling.constraints",
     "M2DConfig": "config",
     "M2DError": "errors",
     "Cancelled": "errors",
-    "load_model": "weights",
-    "save_model": "weights",
+    "load_model": "network.weights",
+    "save_model": "network.weights",
 }
 
 __all__ = sorted(_EXPORTS)

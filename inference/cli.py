@@ -84,9 +84,9 @@ def _output_path(path: str, suffix: str, what: str) -> Path:
 def _cmd_generate(args) -> int:
     out = _output_path(args.output, ".npz", "output")
     preview = _output_path(args.preview, ".gif", "preview") if args.preview else None
-    from .audio import audio_info
-    from .constraints import Constraints
     from .generate import DanceGenerator
+    from .music.audio import audio_info
+    from .sampling.constraints import Constraints
 
     audio_info(args.audio)  # a broken file is reported before the model loads
     generator = DanceGenerator(weights=args.weights, device=args.device)
@@ -113,9 +113,9 @@ def _cmd_generate(args) -> int:
 
 def _cmd_train(args) -> int:
     from .config import PRESETS, M2DConfig
-    from .data.cache import DanceCache, WindowSampler
     from .device import describe, resolve_device
-    from .train import Trainer, TrainSettings
+    from .training.data.cache import DanceCache, WindowSampler
+    from .training.train import Trainer, TrainSettings
 
     device = resolve_device(args.device)
     config = M2DConfig.load(args.config) if args.config else PRESETS[args.preset]
@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.set_defaults(func=_cmd_train)
 
-    from .data.preprocess import add_subcommand as add_preprocess
-    from .evaluate import add_subcommand as add_evaluate
+    from .evaluation.evaluate import add_subcommand as add_evaluate
+    from .training.data.preprocess import add_subcommand as add_preprocess
 
     add_preprocess(sub)
     add_evaluate(sub)

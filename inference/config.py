@@ -2,7 +2,7 @@
 
 Frame rate, window length, music-feature layout, network size, diffusion steps
 and sampling defaults live here and nowhere else; they are saved as JSON beside
-the safetensors file and loaded with it (:mod:`inference.weights`).
+the safetensors file and loaded with it (:mod:`inference.network.weights`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .skeleton import NUM_JOINTS
 CONFIG_FORMAT = "music2dance-config/1"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-"""A model is a folder holding these two files (see :mod:`inference.weights`)."""
+"""A model is a folder holding these two files (see :mod:`inference.network.weights`)."""
 
 # Per-frame motion layout (EDGE): 4 foot contacts, root translation, 24 local rotations in 6D.
 NUM_CONTACTS = 4
@@ -68,7 +68,7 @@ class M2DConfig:
     """Windows denoised jointly at most; bounds memory for long songs."""
     seam_frames: int = 15
     """Frames over which a pinned value's offset is eased into the free motion (rotations far
-    from the pin take up to twice as many: :data:`inference.constraints.EASE_ANGLE`)."""
+    from the pin take up to twice as many: :data:`inference.sampling.constraints.EASE_ANGLE`)."""
 
     # --- training ---
     cond_drop_prob: float = 0.25

@@ -15,18 +15,18 @@ import numpy as np
 
 from . import motion as mo
 from . import skeleton as sk
-from .constraints import Constraints
+from .cleanup.footlock import floor_contacts, lock_feet
+from .cleanup.limits import keep_within_limits
+from .cleanup.retime import beat_time_map, retime
+from .cleanup.silence import settle
 from .dance import Dance
 from .device import resolve_device
 from .errors import M2DError
-from .features import beats_from_features, features_from_file
-from .footlock import floor_contacts, lock_feet
-from .limits import keep_within_limits
-from .longform import sample_dance
+from .music.features import beats_from_features, features_from_file
+from .network.weights import load_model
 from .protocol import FEATURES, FINISHING, SAMPLING
-from .retime import beat_time_map, retime
-from .silence import settle
-from .weights import load_model
+from .sampling.constraints import Constraints
+from .sampling.sampler import sample_dance
 
 StageProgress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are the names of :data:`inference.protocol.STAGES`:
@@ -77,8 +77,8 @@ class DanceGenerator:
     ) -> Dance:
         """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default).
 
-        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.retime`);
-        ``foot_lock`` holds planted feet still (:mod:`inference.footlock`).
+        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.cleanup.retime`);
+        ``foot_lock`` holds planted feet still (:mod:`inference.cleanup.footlock`).
         """
         _check_settings(self.config, steps, guidance, eta)
         if progress:
@@ -129,7 +129,7 @@ class DanceGenerator:
                            "try another seed, or reinstall the model.")
         smpl = mo.to_smpl(motion)
         poses, trans = smpl.smpl_poses, smpl.smpl_trans
-        # No head turned backwards, no spin faster than a dancer's; pinned joints kept (inference.limits).
+        # No head turned backwards, no spin faster than a dancer's; pinned joints kept (inference.cleanup.limits).
         poses = keep_within_limits(poses, self.config.fps, None if not constraints else constraints.pose_mask)
         if beat_snap:
             # Pinned frames keep their time, so pins stay where the animator put them.

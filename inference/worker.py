@@ -143,7 +143,7 @@ class Worker:
 
     # ------------------------------------------------------------------ requests
     def generator(self, weights, device: str, request_id):
-        from .weights import WEIGHTS_FILE, default_weights_dir
+        from .network.weights import WEIGHTS_FILE, default_weights_dir
 
         path = Path(weights) if weights else default_weights_dir()
         weights_file = path if path.suffix == ".safetensors" else path / WEIGHTS_FILE
@@ -163,14 +163,14 @@ class Worker:
         self.channel.send(protocol.PROGRESS, id=request_id, stage=stage, done=done, total=total)
 
     def generate(self, request_id, req: GenerateRequest) -> dict:
-        from .audio import check_audio_path
+        from .music.audio import check_audio_path
 
         output = Path(req.output)
         check_audio_path(req.audio)
         generator = self.generator(req.weights, req.device, request_id)
         constraints = None
         if req.constraints:
-            from .constraints import Constraints
+            from .sampling.constraints import Constraints
 
             constraints = Constraints.load(req.constraints, fps=generator.config.fps)
         dance = generator.generate(

@@ -1,4 +1,4 @@
-"""Pins, from the scene to the engine: what the animator keeps, as a :class:`~inference.constraints.Constraints`.
+"""Pins, from the scene to the engine: what the animator keeps, as a :class:`~inference.sampling.constraints.Constraints`.
 
 A pin (``object.m2d.pins``, see :class:`~.props.M2D_PG_pin`) is made from what
 the scene shows when it is added:
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..inference import skeleton as sk
-from ..inference.constraints import Constraints
 from ..inference.errors import M2DError
+from ..inference.sampling.constraints import Constraints
 from . import bridge
 
 KINDS = (

@@ -15,8 +15,8 @@ import torch
 from synthetic import SR, SyntheticDances, music_like
 
 from inference.config import TINY_CONFIG
-from inference.model import DanceDenoiser
-from inference.weights import save_model
+from inference.network.model import DanceDenoiser
+from inference.network.weights import save_model
 
 
 collect_ignore = ["plain_blender"]
@@ -46,7 +46,7 @@ def tiny_weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_tiny(tmp_path_factory) -> Path:
     """A tiny model trained briefly on synthetic dances: smooth, beat-following motion."""
-    from inference.train import Trainer, TrainSettings
+    from inference.training.train import Trainer, TrainSettings
 
     torch.manual_seed(0)
     config = TINY_CONFIG.replace(width=64, depth=2, heads=4)

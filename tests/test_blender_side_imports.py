@@ -44,7 +44,7 @@ def _engine_modules_the_add_on_imports() -> set[str]:
 def test_engine_modules_used_by_the_add_on_need_only_numpy():
     modules = sorted(_engine_modules_the_add_on_imports())
     blocked = _runtime_packages()
-    assert "inference.constraints" in modules and "torch" in blocked and "scipy" in blocked
+    assert "inference.sampling.constraints" in modules and "torch" in blocked and "scipy" in blocked
     script = f"""
 import importlib, sys
 BLOCKED = {blocked!r}

@@ -12,7 +12,7 @@ from synthetic import SR, music_like
 
 from inference import skeleton as sk
 from inference.cli import main
-from inference.constraints import Constraints
+from inference.sampling.constraints import Constraints
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,8 +209,8 @@ def test_module_entry_point_and_no_traceback(tmp_path, song):
 
 
 def test_importing_inference_never_imports_bpy():
-    code = ("import sys, pkgutil, importlib, inference, inference.data; "
-            "[importlib.import_module(m.name) for p in (inference, inference.data) "
+    code = ("import sys, pkgutil, importlib, inference, inference.training.data; "
+            "[importlib.import_module(m.name) for p in (inference, inference.training.data) "
             " for m in pkgutil.iter_modules(p.__path__, p.__name__ + '.') if not m.name.endswith('__main__')]; "
             "bad = [m for m in sys.modules if m == 'bpy' or m.startswith('bpy.')]; print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from inference import skeleton as sk
-from inference.constraints import Constraints, ease_rotations, ease_vectors, joint_indices
 from inference.errors import ConstraintsError
+from inference.sampling.constraints import Constraints, ease_rotations, ease_vectors, joint_indices
 
 
 def test_pin_kinds_set_the_right_masks():

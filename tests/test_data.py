@@ -17,9 +17,9 @@ import soundfile as sf
 from inference import motion as mo
 from inference import skeleton as sk
 from inference.config import M2DConfig
-from inference.data import aistpp, augment, beats, cache, folder, retarget, splits, tang2018
-from inference.data.clip import FOOT_FLOOR_HEIGHT, ground
 from inference.errors import DataError
+from inference.training.data import aistpp, augment, beats, cache, folder, retarget, splits, tang2018
+from inference.training.data.clip import FOOT_FLOOR_HEIGHT, ground
 
 SHARED = Path("/work/shared/data")
 J = sk.JOINT_INDEX
@@ -452,7 +452,7 @@ def test_bad_cache_files(tmp_path):
 
 
 def test_preprocess_folder_end_to_end_through_the_subcommand(tmp_path):
-    from inference.data.preprocess import add_subcommand
+    from inference.training.data.preprocess import add_subcommand
 
     src = tmp_path / "clips"
     src.mkdir()
@@ -485,7 +485,7 @@ def test_real_tang_dance_sides_and_retarget_error():
 
 
 def test_spike_repair_bridges_out_and_back_glitches_only():
-    from inference.data.clip import repair_spikes
+    from inference.training.data.clip import repair_spikes
 
     n = 60
     poses = np.zeros((n, 72))

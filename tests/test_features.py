@@ -5,10 +5,10 @@ import pytest
 import soundfile as sf
 from synthetic import SR, click_track, music_like
 
-from inference.audio import load_audio
 from inference.config import M2DConfig
 from inference.errors import AudioError
-from inference.features import extract_features, feature_names, features_from_file
+from inference.music.audio import load_audio
+from inference.music.features import extract_features, feature_names, features_from_file
 
 CONFIG = M2DConfig()
 
@@ -57,7 +57,7 @@ def test_start_and_duration_align_features(clicks):
 
 def test_blocks_match_one_pass():
     y = music_like(150.0, sr=CONFIG.audio_sample_rate)  # longer than one 60 s block
-    import inference.features as F
+    import inference.music.features as F
 
     blocked = extract_features(y, CONFIG)
     env, mfcc, chroma = F._spectral_block(y, CONFIG)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from synthetic import noise_features
 
-from inference import metrics
 from inference import skeleton as sk
-from inference.constraints import PIN_CLEARANCE_SECONDS, Constraints, joint_indices
-from inference.footlock import LEGS, MAX_SHIFT, SOFT_REACH, floor_contacts, leg_ik, lock_feet, soft_reach
+from inference.cleanup.footlock import LEGS, MAX_SHIFT, SOFT_REACH, floor_contacts, leg_ik, lock_feet, soft_reach
+from inference.evaluation import metrics
+from inference.sampling.constraints import PIN_CLEARANCE_SECONDS, Constraints, joint_indices
 
 FPS = 30.0
 LEG_JOINTS = sorted(j for leg in LEGS for j in leg)

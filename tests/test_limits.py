@@ -6,8 +6,8 @@ import numpy as np
 from synthetic import noise_features
 
 from inference import skeleton as sk
-from inference.constraints import Constraints
-from inference.limits import MAX_SPIN_SPEED, keep_within_limits, limit_head_turn, limit_spin
+from inference.cleanup.limits import MAX_SPIN_SPEED, keep_within_limits, limit_head_turn, limit_spin
+from inference.sampling.constraints import Constraints
 
 FPS = 30.0
 

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 from synthetic import SR, click_track
 
-from inference import metrics as M
 from inference import skeleton as sk
 from inference.config import M2DConfig
 from inference.errors import DataError, M2DError
-from inference.evaluate import (EvalDance, add_subcommand, evaluate_sets, format_table, load_dance,
+from inference.evaluation import metrics as M
+from inference.evaluation.evaluate import (EvalDance, add_subcommand, evaluate_sets, format_table, load_dance,
                                 load_reference)
 
 FPS = 30

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from synthetic import noise_features
 
-from inference import metrics
 from inference import skeleton as sk
-from inference.constraints import PIN_CLEARANCE_SECONDS, Constraints
+from inference.cleanup.retime import SNAP_SECONDS, SPEED_RANGE, beat_time_map, retime
+from inference.evaluation import metrics
 from inference.generate import DanceGenerator
-from inference.retime import SNAP_SECONDS, SPEED_RANGE, beat_time_map, retime
+from inference.sampling.constraints import PIN_CLEARANCE_SECONDS, Constraints
 
 FPS = 30
 PERIOD = 15  # frames between accents: 120 BPM

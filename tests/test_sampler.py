@@ -10,12 +10,12 @@ from synthetic import SyntheticDances
 from inference import motion as mo
 from inference import skeleton as sk
 from inference.config import TINY_CONFIG
-from inference.constraints import Constraints
-from inference.diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided
 from inference.errors import Cancelled
 from inference.generate import DanceGenerator
-from inference.longform import plan_windows, sample_dance
-from inference.model import DanceDenoiser, MusicContext
+from inference.network.model import DanceDenoiser, MusicContext
+from inference.sampling.constraints import Constraints
+from inference.sampling.diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided
+from inference.sampling.sampler import plan_windows, sample_dance
 
 
 # ----------------------------------------------------------------------------- diffusion maths
@@ -248,7 +248,7 @@ def test_pins_with_the_oracle_are_met_and_eased():
 @pytest.mark.parametrize("turn_degrees", [90.0, 170.0, 179.9])
 def test_overlap_crossfade_turns_smoothly_when_windows_disagree(turn_degrees):
     """Two windows that disagree about the heading fade into each other without a flip."""
-    from inference.longform import _ChunkHooks
+    from inference.sampling.sampler import _ChunkHooks
 
     model = DanceDenoiser(TINY_CONFIG).eval()  # mean 0, std 1: normalised = metric
     h = TINY_CONFIG.window_frames // 2
@@ -270,7 +270,7 @@ def test_overlap_crossfade_turns_smoothly_when_windows_disagree(turn_degrees):
 
 
 def test_steered_columns_are_the_placement_and_joints_pinned_over_stretches():
-    from inference.longform import steered_columns
+    from inference.sampling.sampler import steered_columns
 
     mask = np.zeros((20, TINY_CONFIG.motion_dim), bool)
     names = ("left_knee", "left_hand", "neck", "left_foot")
@@ -287,7 +287,7 @@ def test_steered_columns_are_the_placement_and_joints_pinned_over_stretches():
 
 def test_every_prediction_is_eased_into_the_pins():
     """Each step's clean prediction meets the pins and bends into them; overlaps still agree."""
-    from inference.longform import Targets, _ChunkHooks
+    from inference.sampling.sampler import Targets, _ChunkHooks
 
     torch.manual_seed(0)
     model = DanceDenoiser(TINY_CONFIG).eval()
@@ -412,8 +412,8 @@ def test_pins_exact_and_borders_continuous(generator, music):
 
 def test_silence_gives_calm_finite_motion(generator, music):
     """Silent music: finite, and far calmer than dancing (the dancer settles)."""
-    from inference import metrics
-    from inference.silence import silent_frames
+    from inference.cleanup.silence import silent_frames
+    from inference.evaluation import metrics
 
     silent = np.zeros((240, 35), np.float32)
     silent[:, 1] = -1131.37  # MFCC 0 of digital silence
@@ -426,7 +426,7 @@ def test_silence_gives_calm_finite_motion(generator, music):
 
 def test_silence_stops_the_travel_without_a_jump():
     """A dancer walking steadily stops in a silent gap and walks on from there afterwards."""
-    from inference.silence import settle
+    from inference.cleanup.silence import settle
 
     n = 300
     music = np.zeros((n, 35), np.float32)
@@ -445,7 +445,7 @@ def test_silence_stops_the_travel_without_a_jump():
 
 def test_music_that_stops_and_starts_again(generator, music):
     """A silent gap in a song: settled inside it, dancing on both sides, no jump at its edges."""
-    from inference import metrics
+    from inference.evaluation import metrics
 
     gapped = music.copy()
     gapped[150:270, 1] = -1131.37

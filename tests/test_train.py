@@ -11,10 +11,10 @@ from synthetic import SR, SyntheticDances, music_like
 from inference import motion as mo
 from inference.cli import main
 from inference.config import TINY_CONFIG
-from inference.data.cache import DanceCache, WindowSampler
 from inference.generate import DanceGenerator
-from inference.train import LOSS_WEIGHTS, TrainSettings, Trainer, diffusion_losses, total_loss
-from inference.weights import load_model
+from inference.network.weights import load_model
+from inference.training.data.cache import DanceCache, WindowSampler
+from inference.training.train import LOSS_WEIGHTS, TrainSettings, Trainer, diffusion_losses, total_loss
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import torch
 
 from inference.config import TINY_CONFIG, M2DConfig
 from inference.errors import WeightsError
-from inference.model import DanceDenoiser
-from inference.weights import CONFIG_FILE, WEIGHTS_FILE, load_config, load_model, save_model
+from inference.network.model import DanceDenoiser
+from inference.network.weights import CONFIG_FILE, WEIGHTS_FILE, load_config, load_model, save_model
 
 
 @pytest.fixture

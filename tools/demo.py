@@ -82,8 +82,8 @@ def weights_folder(args) -> Path:
         import torch
 
         from inference.config import TINY_CONFIG
-        from inference.model import DanceDenoiser
-        from inference.weights import save_model
+        from inference.network.model import DanceDenoiser
+        from inference.network.weights import save_model
 
         torch.manual_seed(0)
         folder = Path(tempfile.mkdtemp(prefix="m2d-random-weights-"))

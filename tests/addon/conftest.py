@@ -80,8 +80,8 @@ def tiny_weights(tmp_session):
     import torch
 
     from inference.config import TINY_CONFIG
-    from inference.model import DanceDenoiser
-    from inference.weights import save_model
+    from inference.network.model import DanceDenoiser
+    from inference.network.weights import save_model
 
     torch.manual_seed(0)
     return save_model(DanceDenoiser(TINY_CONFIG), tmp_session / "tiny-weights")

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from addon_helpers import Layout, add_strip, draw, generate, snapshot
 
-from inference import editing as E
 from inference import skeleton as sk
-from inference.constraints import Constraints
+from inference.evaluation import edit_quality as E
+from inference.sampling.constraints import Constraints
 
 ROT = 'pose.bones["{}"].rotation_quaternion'
 LOC = 'pose.bones["pelvis"].location'

@@ -35,7 +35,7 @@ def test_zip_holds_the_extension_and_nothing_else(extension_zip):
         assert top not in {"tests", "bench", "tools", "cache", "out", "data", "dist", "runs"}, name
         assert not top.startswith("."), name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
-        assert not name.startswith("inference/data/"), name
+        assert not name.startswith("inference/training/data/"), name
     assert "requirements-dev.txt" not in names
 
 
@@ -56,7 +56,7 @@ def test_engine_never_imports_bpy():
 def test_blender_process_never_imports_torch(addon):
     assert "torch" not in sys.modules or sys.modules["torch"].__file__.startswith(str(REPO / ".venv"))
     loaded = [m for m in sys.modules if m.startswith(ADDON)]
-    assert f"{ADDON}.inference.generate" not in loaded and f"{ADDON}.inference.weights" not in loaded
+    assert f"{ADDON}.inference.generate" not in loaded and f"{ADDON}.inference.network.weights" not in loaded
 
 
 def test_unregister_and_register_again(addon):

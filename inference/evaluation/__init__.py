@@ -1,0 +1,1 @@
+"""Development only (not in the extension): dance-quality metrics and the ``evaluate`` command."""

@@ -1,0 +1,1 @@
+"""The network: the EDGE-style denoiser, and its weights on disk."""

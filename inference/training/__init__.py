@@ -1,0 +1,1 @@
+"""Development only (not in the extension): data sets, preprocessing and training."""
