@@ -28,8 +28,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "cache" / "numba"))
 
 import numpy as np  # noqa: E402
 
+from inference import analysis  # noqa: E402
 from inference import skeleton as sk  # noqa: E402
-from inference.evaluation import metrics  # noqa: E402
 from inference.evaluation.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
 from inference.music.features import beats_from_features, features_from_file  # noqa: E402
@@ -43,7 +43,7 @@ FROZEN_SPEED = 0.05
 
 def frozen_stretch(joints: np.ndarray, fps: float) -> float:
     """Longest stretch (s) in which the mean joint speed stays below :data:`FROZEN_SPEED`."""
-    still = metrics.mean_joint_speed(joints, fps) < FROZEN_SPEED
+    still = analysis.mean_joint_speed(joints, fps) < FROZEN_SPEED
     longest = run = 0
     for s in still:
         run = run + 1 if s else 0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from synthetic import noise_features
 
+from inference import analysis
 from inference import skeleton as sk
 from inference.cleanup.footlock import LEGS, MAX_SHIFT, SOFT_REACH, floor_contacts, leg_ik, lock_feet, soft_reach
-from inference.evaluation import metrics
 from inference.sampling.constraints import PIN_CLEARANCE_SECONDS, Constraints, joint_indices
 
 FPS = 30.0
@@ -35,7 +35,7 @@ def stance(n: int, speed: float, lift_left: bool = False) -> tuple[np.ndarray, n
 
 def feet(poses, trans, foot: int) -> np.ndarray:
     """(N, 2, 2) horizontal positions of one foot's ankle and toe."""
-    return sk.joint_positions(poses, trans)[:, list(metrics.FEET[foot])][..., metrics.HORIZONTAL]
+    return sk.joint_positions(poses, trans)[:, list(analysis.FEET[foot])][..., analysis.HORIZONTAL]
 
 
 def same_joints(a, b, joints) -> bool:

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 from synthetic import SR, click_track
 
+from inference import analysis
 from inference import skeleton as sk
 from inference.config import M2DConfig
 from inference.errors import DataError, M2DError
@@ -23,7 +24,7 @@ PERIOD = 15  # frames between beats: 120 BPM at 30 fps
 def standing(frames: int) -> np.ndarray:
     """(T, 24, 3) rest pose, motionless, its lowest foot joint on z = 0."""
     rest = sk.rest_joint_positions()
-    rest[:, 2] -= rest[list(M.FOOT_JOINTS), 2].min()
+    rest[:, 2] -= rest[list(analysis.FOOT_JOINTS), 2].min()
     return np.repeat(rest[None], frames, axis=0)
 
 
@@ -52,8 +53,8 @@ def test_motionless_body_scores_zero():
     joints = standing(150)
     assert M.physical_foot_contact(joints, FPS) == 0.0
     assert M.foot_skating(joints, FPS) == 0.0
-    assert len(M.kinematic_beats(joints, FPS)) == 0
-    assert M.beat_alignment(np.arange(5, 150, PERIOD), M.kinematic_beats(joints, FPS), FPS) == 0.0
+    assert len(analysis.kinematic_beats(joints, FPS)) == 0
+    assert M.beat_alignment(np.arange(5, 150, PERIOD), analysis.kinematic_beats(joints, FPS), FPS) == 0.0
     assert M.ground_penetration(joints) == M.Penetration(depth=0.0, frames=0.0)
     assert np.allclose(M.kinetic_features(joints, FPS), 0.0)
 
@@ -99,7 +100,7 @@ def test_penetration_of_sunk_body():
 def test_speed_dips_on_beats_align():
     frames, start = 300, 7
     joints = dipping(frames, start)
-    motion = M.kinematic_beats(joints, FPS)
+    motion = analysis.kinematic_beats(joints, FPS)
     beats = np.arange(start + PERIOD, frames - PERIOD, PERIOD)  # away from the ends
     assert set(beats) <= set(motion)
     assert M.beat_alignment(beats, motion, FPS) == pytest.approx(1.0)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from synthetic import noise_features
 
+from inference import analysis
 from inference import skeleton as sk
 from inference.cleanup.retime import SNAP_SECONDS, SPEED_RANGE, beat_time_map, retime
 from inference.evaluation import metrics
@@ -36,10 +37,10 @@ def test_accents_near_the_beats_move_onto_them():
     n = 300
     joints = pulsing(n, first_accent=9)  # accents at 9, 24, 39, ...
     beats = np.arange(7, n, PERIOD)  # two frames earlier
-    before = metrics.beat_alignment(beats, metrics.kinematic_beats(joints, FPS), FPS)
+    before = metrics.beat_alignment(beats, analysis.kinematic_beats(joints, FPS), FPS)
     source = beat_time_map(joints, beats, FPS)
     after_joints = resampled(joints, source)
-    after = metrics.beat_alignment(beats, metrics.kinematic_beats(after_joints, FPS), FPS)
+    after = metrics.beat_alignment(beats, analysis.kinematic_beats(after_joints, FPS), FPS)
     assert before < 0.85 and after > 0.97, (before, after)
     np.testing.assert_array_equal(source[beats[1:-1]], beats[1:-1] + 2.0)  # beat frame shows its accent
     steps = np.diff(source)
@@ -62,7 +63,7 @@ def test_one_early_beat_does_not_shut_out_the_later_ones():
     one by one snapped 5 of 7); snapping all the later ones instead puts 6 on their beats."""
     n = 120
     joints = pulsing(n, first_accent=0, period=10)
-    accents = metrics.kinematic_beats(joints, FPS)
+    accents = analysis.kinematic_beats(joints, FPS)
     assert {20, 30, 40, 50, 60, 70, 80} <= set(accents.tolist())
     beats = np.array([17, 33, 43, 53, 63, 73, 83])
     source = beat_time_map(joints, beats, FPS)

@@ -413,7 +413,7 @@ def test_pins_exact_and_borders_continuous(generator, music):
 def test_silence_gives_calm_finite_motion(generator, music):
     """Silent music: finite, and far calmer than dancing (the dancer settles)."""
     from inference.cleanup.silence import silent_frames
-    from inference.evaluation import metrics
+    from inference import analysis
 
     silent = np.zeros((240, 35), np.float32)
     silent[:, 1] = -1131.37  # MFCC 0 of digital silence
@@ -421,7 +421,7 @@ def test_silence_gives_calm_finite_motion(generator, music):
     calm = generator.generate_from_features(silent, seed=0, steps=10)
     assert np.isfinite(calm.joints).all() and np.isfinite(calm.smpl_poses).all()
     dancing = generator.generate_from_features(music[:240], seed=0, steps=10)
-    assert metrics.mean_joint_speed(calm.joints, 30).mean() < 0.5 * metrics.mean_joint_speed(dancing.joints, 30).mean()
+    assert analysis.mean_joint_speed(calm.joints, 30).mean() < 0.5 * analysis.mean_joint_speed(dancing.joints, 30).mean()
 
 
 def test_silence_stops_the_travel_without_a_jump():
@@ -445,12 +445,12 @@ def test_silence_stops_the_travel_without_a_jump():
 
 def test_music_that_stops_and_starts_again(generator, music):
     """A silent gap in a song: settled inside it, dancing on both sides, no jump at its edges."""
-    from inference.evaluation import metrics
+    from inference import analysis
 
     gapped = music.copy()
     gapped[150:270, 1] = -1131.37
     dance = generator.generate_from_features(gapped, seed=1, steps=10)
-    speed = metrics.mean_joint_speed(dance.joints, 30)
+    speed = analysis.mean_joint_speed(dance.joints, 30)
     assert speed[175:245].mean() < 0.5 * speed[:120].mean()
     steps = np.linalg.norm(np.diff(dance.joints, axis=0), axis=-1).mean(-1)
     # Settling adds no jump at the gap's edges: no step there is a teleport, unless the network's own

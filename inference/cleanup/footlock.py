@@ -35,14 +35,14 @@ from typing import Optional
 import numpy as np
 from scipy.ndimage import find_objects, gaussian_filter1d, label
 
+from .. import analysis
 from .. import motion as mo
 from .. import skeleton as sk
-from ..evaluation import metrics
 from ..sampling.constraints import clear_of_pins
 
-PLANT_HEIGHT = metrics.SKATE_HEIGHT
+PLANT_HEIGHT = analysis.SKATE_HEIGHT
 """A foot whose lower joint is within this many metres of the floor can be planted."""
-PLANT_SPEED = metrics.SKATE_SPEED
+PLANT_SPEED = analysis.SKATE_SPEED
 """m/s: a foot on the floor whose slower joint moves slower than this is planted."""
 MIN_PLANT_SECONDS = 0.1
 """Shorter plants are passing touches, left as they are."""
@@ -61,7 +61,7 @@ LEGS = (
     tuple(sk.JOINT_INDEX[n] for n in ("left_hip", "left_knee", "left_ankle")),
     tuple(sk.JOINT_INDEX[n] for n in ("right_hip", "right_knee", "right_ankle")),
 )
-"""Each leg's IK chain, in :data:`inference.evaluation.metrics.FEET` order (left, right)."""
+"""Each leg's IK chain, in :data:`inference.analysis.FEET` order (left, right)."""
 _REACH_MARGIN = 1e-4
 """Metres kept from a fully straight or fully folded knee."""
 
@@ -74,19 +74,19 @@ def floor_contacts(joints: np.ndarray, fps: float, floor: Optional[float] = None
     data (:func:`inference.motion.foot_contacts`), else 0.
     """
     joints = np.asarray(joints, np.float64)
-    floor = metrics.estimate_floor(joints) if floor is None else floor
-    on_floor = np.stack([joints[:, list(foot), metrics.UP].min(axis=1) - floor < PLANT_HEIGHT
-                         for foot in metrics.FEET], axis=1)  # (N, 2): left, right
-    side = [next(f for f, foot in enumerate(metrics.FEET) if j in foot) for j in sk.CONTACT_INDICES]
+    floor = analysis.estimate_floor(joints) if floor is None else floor
+    on_floor = np.stack([joints[:, list(foot), analysis.UP].min(axis=1) - floor < PLANT_HEIGHT
+                         for foot in analysis.FEET], axis=1)  # (N, 2): left, right
+    side = [next(f for f, foot in enumerate(analysis.FEET) if j in foot) for j in sk.CONTACT_INDICES]
     return (mo.foot_contacts(joints, fps) * on_floor[:, side]).astype(np.float32)
 
 
 def plants(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> list[slice]:
     """The plants of one foot (0 left, 1 right): frame ranges in which it stands still on the floor."""
-    ankle_toe = list(metrics.FEET[foot])
-    floor = metrics.estimate_floor(joints) if floor is None else floor
-    low = joints[:, ankle_toe, metrics.UP].min(axis=1) - floor < PLANT_HEIGHT
-    speed = np.linalg.norm(np.gradient(joints[:, ankle_toe][..., metrics.HORIZONTAL], axis=0), axis=-1) * fps
+    ankle_toe = list(analysis.FEET[foot])
+    floor = analysis.estimate_floor(joints) if floor is None else floor
+    low = joints[:, ankle_toe, analysis.UP].min(axis=1) - floor < PLANT_HEIGHT
+    speed = np.linalg.norm(np.gradient(joints[:, ankle_toe][..., analysis.HORIZONTAL], axis=0), axis=-1) * fps
     planted = low & (speed.min(axis=1) < PLANT_SPEED)
     merged: list[list[int]] = []  # [start, stop) of each run, short breaks bridged
     gap = int(round(GAP_SECONDS * fps))
@@ -104,13 +104,13 @@ def foot_shifts(joints: np.ndarray, fps: float, foot: int,
     """Sideways move (N, 3) of one foot that holds each plant still, blended in between (from 0 at the
     ends), and the (N,) mask of the plants' frames."""
     n = len(joints)
-    ankle_toe = list(metrics.FEET[foot])
+    ankle_toe = list(analysis.FEET[foot])
     shift = np.zeros((n, 3))
     planted = np.zeros(n, bool)
     held = []
     for p in plants(joints, fps, foot, floor):
         planted[p] = True
-        points = joints[p][:, ankle_toe][..., metrics.HORIZONTAL]  # (L, 2 joints, 2)
+        points = joints[p][:, ankle_toe][..., analysis.HORIZONTAL]  # (L, 2 joints, 2)
         path = np.linalg.norm(np.diff(points, axis=0), axis=-1).sum(axis=0)
         anchor = points[:, int(path.argmin())]  # the joint the foot rests on
         move = anchor.mean(axis=0) - anchor
@@ -121,7 +121,7 @@ def foot_shifts(joints: np.ndarray, fps: float, foot: int,
     # Between plants the move changes from one plant's to the next's in step with the foot's own
     # travel: the step grows or shrinks a little where the foot is moving anyway, and a foot that
     # lingers near the floor before or after a plant is not hurried.
-    step = np.gradient(joints[:, ankle_toe][..., metrics.HORIZONTAL], axis=0)
+    step = np.gradient(joints[:, ankle_toe][..., analysis.HORIZONTAL], axis=0)
     travel = np.linalg.norm(step, axis=-1).mean(axis=1)  # metres per frame
     for (a, before), (b, after) in zip([(slice(0, 0), None)] + held, held + [(slice(n, n), None)]):
         gap = np.arange(a.stop, b.start)
@@ -212,7 +212,7 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
         return poses.astype(np.asarray(smpl_poses).dtype)
     local = sk.axis_angle_to_matrix(poses.reshape(n, sk.NUM_JOINTS, 3))
     world_pos, world_rot = sk.forward_kinematics(local, np.asarray(smpl_trans, np.float64))
-    floor = metrics.estimate_floor(world_pos)
+    floor = analysis.estimate_floor(world_pos)
     out = poses.reshape(n, sk.NUM_JOINTS, 3)
     for foot, leg in enumerate(LEGS):
         shift, planted = foot_shifts(world_pos, fps, foot, floor)

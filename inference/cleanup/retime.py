@@ -1,7 +1,7 @@
 """Beat snap: move the dance's accents onto the music's beats by a gentle retiming.
 
 A dance's accents are its kinematic beats — the moments where the body's
-overall speed dips (Li et al. 2021; :func:`inference.evaluation.metrics.kinematic_beats`).
+overall speed dips (Li et al. 2021; :func:`inference.analysis.kinematic_beats`).
 The network puts them near the music's beats but, at this model size, rarely
 on them. Beat snap fixes the timing without changing a single pose:
 
@@ -35,8 +35,8 @@ from typing import Optional
 import numpy as np
 from scipy.interpolate import CubicHermiteSpline
 
+from .. import analysis
 from .. import skeleton as sk
-from ..evaluation import metrics
 from ..sampling.constraints import PIN_CLEARANCE_SECONDS, frames_to_pin
 
 SNAP_SECONDS = 0.1
@@ -59,7 +59,7 @@ def beat_time_map(joints: np.ndarray, beats: np.ndarray, fps: float,
     identity = np.arange(n, dtype=np.float64)
     if n < 3:
         return identity
-    accents = metrics.kinematic_beats(joints, fps)
+    accents = analysis.kinematic_beats(joints, fps)
     fixed = np.zeros(n, bool) if fixed is None else np.asarray(fixed, bool)
     reach = SNAP_SECONDS * fps + 1e-9
     beats = np.unique(np.asarray(beats, int))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import analysis
 from .. import skeleton as sk
 from ..sampling.constraints import Constraints
 from . import metrics
@@ -177,7 +178,7 @@ def free_beat_alignment(joints, music_beats, fps: float, free) -> float:
     beats = np.asarray(music_beats, int)
     beats = beats[(beats >= 0) & (beats < len(free))]
     beats = beats[free[beats]]
-    return metrics.beat_alignment(beats, metrics.kinematic_beats(np.asarray(joints, np.float64), fps), fps)
+    return metrics.beat_alignment(beats, analysis.kinematic_beats(np.asarray(joints, np.float64), fps), fps)
 
 
 def beat_alignment_holds(edited, free, sigmas: float = BEAT_NOISE_SIGMAS) -> bool:

@@ -31,6 +31,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from .. import analysis
 from .. import skeleton as sk
 from ..config import M2DConfig
 from ..errors import DataError, M2DError
@@ -281,8 +282,8 @@ def _score_dance(dance: EvalDance) -> _ClipScores:
     if not clips:
         raise DataError(f"{dance.name} lasts {len(dance.joints) / dance.fps:.2f} s; every dance must last at "
                         f"least {metrics.CLIP_SECONDS:g} s to be scored.")
-    floor = metrics.estimate_floor(dance.joints)
-    motion_beats = metrics.kinematic_beats(dance.joints, dance.fps)
+    floor = analysis.estimate_floor(dance.joints)
+    motion_beats = analysis.kinematic_beats(dance.joints, dance.fps)
     rows = []
     for c in clips:
         j = dance.joints[c]
@@ -399,10 +400,10 @@ def settings() -> dict:
                 "still_accel": metrics.PFC_STILL_ACCEL},
         "beat_alignment": {"definition": "Bailando: mean over music beats of exp(-d^2/2 sigma^2)",
                            "sigma_seconds": metrics.BEAT_SIGMA_SECONDS,
-                           "speed_smoothing_seconds": metrics.SPEED_SMOOTHING_SECONDS},
+                           "speed_smoothing_seconds": analysis.SPEED_SMOOTHING_SECONDS},
         "kinetic_window_frames": metrics.KINETIC_WINDOW,
-        "skating": {"floor_percentile": metrics.FLOOR_PERCENTILE, "contact_height_m": metrics.SKATE_HEIGHT,
-                    "speed_m_s": metrics.SKATE_SPEED},
+        "skating": {"floor_percentile": analysis.FLOOR_PERCENTILE, "contact_height_m": analysis.SKATE_HEIGHT,
+                    "speed_m_s": analysis.SKATE_SPEED},
         "penetration": {"floor_z": metrics.FLOOR_Z, "unit": "cm"},
     }
 
@@ -425,7 +426,7 @@ def format_table(results: Mapping[str, SetScores]) -> str:
         f"{metrics.BEAT_SIGMA_SECONDS:g} s); 'other song': the same motion against another song's beats (control).",
         f"Div/FID: kinetic (k) and geometric (g) features of {metrics.CLIP_SECONDS:g} s clips, standardised by the "
         "reference set.",
-        f"skate: fraction of frames with a planted foot sliding faster than {metrics.SKATE_SPEED:g} m/s. "
+        f"skate: fraction of frames with a planted foot sliding faster than {analysis.SKATE_SPEED:g} m/s. "
         "penetr.: mean depth of the lowest foot joint below z = 0.",
     ]
     return "\n".join(lines)

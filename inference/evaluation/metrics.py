@@ -17,7 +17,8 @@ What is measured (see each function for its reference):
   (Div_k, Div_g) are computed after :func:`normalise` by ground-truth statistics.
 * :func:`foot_skating` and :func:`ground_penetration` — contact artefacts.
 
-Scores are computed on :func:`clip_slices` (EDGE's 5 s clips) by
+The floor, the feet, joint speed and kinematic beats are :mod:`inference.analysis`'s, the
+same the clean-ups use. Scores are computed on :func:`clip_slices` (EDGE's 5 s clips) by
 :mod:`inference.evaluation.evaluate`; these functions accept any length of 3 frames or more.
 """
 
@@ -27,25 +28,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import argrelextrema
 from scipy.spatial.distance import pdist
 
 from .. import skeleton as sk
+from ..analysis import FEET, FOOT_JOINTS, HORIZONTAL, SKATE_HEIGHT, SKATE_SPEED, UP, check_joints, estimate_floor
 
 CLIP_SECONDS = 5.0
 """Length of the clips every score is computed on (EDGE evaluates 5 s clips)."""
-
-UP = 2
-"""Index of the vertical axis: the world is z-up."""
-HORIZONTAL = [0, 1]
-
-# The two feet, each as (ankle, toe) joint indices, in EDGE's PFC order (left, right).
-FEET = (
-    (sk.JOINT_INDEX["left_ankle"], sk.JOINT_INDEX["left_foot"]),
-    (sk.JOINT_INDEX["right_ankle"], sk.JOINT_INDEX["right_foot"]),
-)
-FOOT_JOINTS = [j for foot in FEET for j in foot]
 
 # --- PFC (EDGE, eval/eval_pfc.py) ---
 PFC_FRAME_SECONDS = 1.0 / 30.0
@@ -58,9 +47,6 @@ PFC_STILL_ACCEL = 0.01
 # --- beat alignment (Bailando, utils/beat_align_score.py) ---
 BEAT_SIGMA_SECONDS = 0.1
 """Width of the beat-hit Gaussian: 3 frames at 30 fps (Bailando's sigma^2 = 9 frames^2, used at 30 fps)."""
-SPEED_SMOOTHING_SECONDS = 1.0 / 12.0
-"""Gaussian smoothing (sigma) of mean joint speed before picking minima: Bailando's 5 frames at its 60 fps,
-2.5 frames at 30 fps. Five frames at 30 fps would smooth away the quarter-second accents of real dance."""
 
 # --- kinetic features (AIST++ / FACT) ---
 KINETIC_DIMS = 3 * sk.NUM_JOINTS
@@ -68,12 +54,6 @@ KINETIC_WINDOW = 2
 """Frames on each side over which velocities and accelerations are averaged (AIST++'s sliding window)."""
 
 # --- contact artefacts ---
-FLOOR_PERCENTILE = 5.0
-"""For skating, the floor is this percentile of the lowest foot joint's height over the whole dance."""
-SKATE_HEIGHT = 0.05
-"""A foot whose lower joint is within this many metres of the floor is in contact."""
-SKATE_SPEED = 0.5
-"""A foot in contact that slides faster than this (m/s, horizontal) skates: 2.5 cm/frame at 20 fps (GMD)."""
 FLOOR_Z = 0.0
 """The npz contract's floor: penetration is measured below z = 0."""
 
@@ -104,13 +84,6 @@ def resample_joints(joints: np.ndarray, src_fps: float, dst_fps: float) -> np.nd
     return out.reshape((len(times),) + joints.shape[1:])
 
 
-def _check(joints) -> np.ndarray:
-    joints = np.asarray(joints, np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (sk.NUM_JOINTS, 3) or len(joints) < 3:
-        raise ValueError(f"expected (T >= 3, {sk.NUM_JOINTS}, 3) joint positions, got {joints.shape}")
-    return joints
-
-
 # ----------------------------------------------------------------------------- physics
 
 
@@ -123,7 +96,7 @@ def physical_foot_contact(joints, fps: float) -> float:
     as displacement per frame at 30 fps. A root that never accelerates (peak
     below :data:`PFC_STILL_ACCEL`) scores 0, where EDGE would divide by zero.
     """
-    joints = _check(joints)
+    joints = check_joints(joints)
     root = joints[:, 0]
     accel = (root[2:] - 2 * root[1:-1] + root[:-2]) * fps * fps  # (T-2, 3)
     accel[:, UP] = np.maximum(accel[:, UP], 0.0)
@@ -138,12 +111,6 @@ def physical_foot_contact(joints, fps: float) -> float:
     return float((accel / peak * left * right).mean() * PFC_SCALE)
 
 
-def estimate_floor(joints) -> float:
-    """Floor height of a dance: a low percentile of its lowest foot joint's height."""
-    joints = np.asarray(joints, np.float64)
-    return float(np.percentile(joints[:, FOOT_JOINTS, UP].min(axis=1), FLOOR_PERCENTILE))
-
-
 def foot_skating(joints, fps: float, floor: float | None = None) -> float:
     """Foot-skating ratio (after Karunratanakul et al. 2023, GMD): fraction of frames where a planted foot slides.
 
@@ -154,7 +121,7 @@ def foot_skating(joints, fps: float, floor: float | None = None) -> float:
     faster than :data:`SKATE_SPEED` (central differences). A frame counts once
     if either foot skates.
     """
-    joints = _check(joints)
+    joints = check_joints(joints)
     floor = estimate_floor(joints) if floor is None else floor
     speed = np.linalg.norm(np.gradient(joints[..., HORIZONTAL], axis=0), axis=-1) * fps  # (T, 24)
     skating = np.zeros(len(joints), bool)
@@ -183,23 +150,6 @@ def ground_penetration(joints, floor: float = FLOOR_Z) -> Penetration:
 
 
 # ----------------------------------------------------------------------------- music following
-
-
-def mean_joint_speed(joints, fps: float) -> np.ndarray:
-    """(T,) mean over joints of each joint's speed, m/s, by central differences."""
-    joints = _check(joints)
-    return np.linalg.norm(np.gradient(joints, axis=0), axis=-1).mean(axis=1) * fps
-
-
-def kinematic_beats(joints, fps: float) -> np.ndarray:
-    """Kinematic beats, Li et al. 2021 (AIST++/FACT), as in Bailando: local minima of smoothed mean joint speed.
-
-    Speeds use central differences so that a minimum at frame ``i`` means time
-    ``i / fps`` (Bailando's forward differences put it half a frame later).
-    A motionless body has no beats.
-    """
-    speed = gaussian_filter1d(mean_joint_speed(joints, fps), SPEED_SMOOTHING_SECONDS * fps, mode="reflect")
-    return argrelextrema(speed, np.less)[0]
 
 
 def beat_alignment(music_beats, motion_beats, fps: float) -> float:
@@ -240,7 +190,7 @@ def kinetic_features(joints, fps: float) -> np.ndarray:
     :data:`KINETIC_WINDOW` of ``i`` (velocities of steps ``k-1 -> k``,
     accelerations centred on ``k``), in m/s and m/s^2.
     """
-    joints = _check(joints)
+    joints = check_joints(joints)
     t = len(joints)
     frames = np.arange(1, t)
     steps = np.diff(joints, axis=0) * fps  # (T-1, 24, 3): step k-1 -> k at row k-1
@@ -351,7 +301,7 @@ def geometric_features(joints, fps: float) -> np.ndarray:
     m/s at the true frame rate (the AIST++ code assumes 120 fps) and thresholds
     scale with :func:`body_measures` of our skeleton (AIST++ hard-codes them).
     """
-    joints = _check(joints)
+    joints = check_joints(joints)
     cur, prev = joints[1:], joints[:-1]
     measures = body_measures()
     out = np.zeros(len(GEOMETRIC_FEATURES))

@@ -2,7 +2,7 @@
 
 * The score is the project's beat alignment (:func:`inference.evaluation.metrics.beat_alignment`,
   Bailando's BA: mean over music beats of ``exp(-d^2 / (2 sigma^2))``, ``d`` the
-  distance to the nearest kinematic beat of :func:`inference.evaluation.metrics.kinematic_beats`,
+  distance to the nearest kinematic beat of :func:`inference.analysis.kinematic_beats`,
   ``sigma`` = 3 frames at 30 fps), over all music beats of a dance.
 * The clock fit: music time ``t = t0 + offset + rate * (tau - t0)`` for the
   dataset's own time ``tau``. The rate maximises the motion's beat coherence
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ... import analysis
 from ...evaluation import metrics
 
 RATE_STEP = 0.0005
@@ -28,10 +29,10 @@ NULL_RATES = (0.70, 1.35)
 
 
 def motion_beats(joints: np.ndarray, fps: float) -> np.ndarray:
-    """Frame indices of the kinematic beats of (T, 24, 3) joints (:func:`inference.evaluation.metrics.kinematic_beats`)."""
+    """Frame indices of the kinematic beats of (T, 24, 3) joints (:func:`inference.analysis.kinematic_beats`)."""
     if len(joints) < 3:
         return np.zeros(0, int)
-    return metrics.kinematic_beats(joints, fps)
+    return analysis.kinematic_beats(joints, fps)
 
 
 def clip_beat_score(joints: np.ndarray, beat_onehot: np.ndarray, fps: float) -> float:

@@ -142,7 +142,7 @@ def build_cache(kind: str, source, output, config: Optional[M2DConfig] = None, m
         kept = [r for r in reports if r["kept"]]
         summary["beat_alignment"] = {
             "definition": "inference.evaluation.metrics.beat_alignment (Bailando BA, sigma 3 frames at 30 fps) over all music "
-                          "beats of each dance, kinematic beats from inference.evaluation.metrics.kinematic_beats",
+                          "beats of each dance, kinematic beats from inference.analysis.kinematic_beats",
             **{f"{stage}_mean_kept": round(float(np.mean([r[f"ba_{stage}"] for r in kept])), 4) if kept else None
                for stage in ("span", "clock", "warp")},
         }
