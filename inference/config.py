@@ -68,7 +68,7 @@ class M2DConfig:
     """Windows denoised jointly at most; bounds memory for long songs."""
     seam_frames: int = 15
     """Frames over which a pinned value's offset is eased into the free motion (rotations far
-    from the pin take up to twice as many: :data:`inference.sampling.constraints.EASE_ANGLE`)."""
+    from the pin take up to twice as many: :data:`inference.sampling.easing.EASE_ANGLE`)."""
 
     # --- training ---
     cond_drop_prob: float = 0.25

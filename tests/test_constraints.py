@@ -5,7 +5,8 @@ import pytest
 
 from inference import skeleton as sk
 from inference.errors import ConstraintsError
-from inference.sampling.constraints import Constraints, ease_rotations, ease_vectors, joint_indices
+from inference.sampling.constraints import Constraints, joint_indices
+from inference.sampling.easing import ease_rotations, ease_vectors
 
 
 def test_pin_kinds_set_the_right_masks():

@@ -156,7 +156,7 @@ def test_regenerated_range_keeps_the_rest_bit_for_bit_and_meets_pins(tiny_weight
 
 def test_easing_removes_a_spike_the_prediction_left_on_a_lone_pin():
     """The network may put the pinned frame where it belongs while its neighbours stay away: no spike remains."""
-    from inference.sampling.constraints import ease_vectors
+    from inference.sampling.easing import ease_vectors
 
     t = np.arange(40, dtype=np.float64)
     pred = 0.01 * t  # steady motion...
@@ -174,7 +174,7 @@ def test_easing_removes_a_spike_the_prediction_left_on_a_lone_pin():
 
 
 def test_easing_matches_the_velocity_of_a_moving_pinned_stretch():
-    from inference.sampling.constraints import ease_vectors
+    from inference.sampling.easing import ease_vectors
 
     t = np.arange(60, dtype=np.float64)
     pred = np.zeros(60)  # the free motion stands still
@@ -191,7 +191,7 @@ def test_easing_matches_the_velocity_of_a_moving_pinned_stretch():
 
 
 def test_easing_rotations_is_the_same_on_the_sphere():
-    from inference.sampling.constraints import ease_rotations, ease_vectors
+    from inference.sampling.easing import ease_rotations, ease_vectors
 
     t = 50
     angle = np.linspace(0.0, 1.0, t)

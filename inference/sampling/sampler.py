@@ -20,7 +20,7 @@ shifts by sqrt(alpha_bar) times the clean shift).
 
 User pins (:class:`~inference.sampling.constraints.Constraints`) and the known prefix
 are imposed by EDGE's inpainting at every step, and exactly at the end with
-their borders eased (:func:`~inference.sampling.constraints.ease_rotations`). The
+their borders eased (:func:`~inference.sampling.easing.ease_rotations`). The
 user's pins are also eased into every step's clean prediction (as MDM's
 editing overwrites the known part of x_0), so the network sees a dance that
 already passes through each pin and smooths the approach itself; inpainting
@@ -41,8 +41,9 @@ from .. import skeleton as sk
 from ..config import M2DConfig
 from ..device import autocast
 from ..network.model import DanceDenoiser, MusicContext
-from .constraints import Constraints, ease_rotations, ease_vectors
+from .constraints import Constraints
 from .diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided, inpaint
+from .easing import ease_rotations, ease_vectors
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,7 @@ def apply_targets(x: np.ndarray, values: np.ndarray, mask: np.ndarray, seam_fram
     """Write known values into (F, D) motion exactly and ease the free frames next to them.
 
     ``prefix``: the first frames are the part already made (a later chunk's start), which the
-    network continues; there its own prediction is trusted (see :func:`~inference.sampling.constraints.ease_vectors`).
+    network continues; there its own prediction is trusted (see :func:`~inference.sampling.easing.ease_vectors`).
     Rotations ease as quaternions (a straight 6D blend toward a far pose can pass near a degenerate
     frame and flip); only the frames the easing reaches change, the rest keep their own 6D values.
     """
