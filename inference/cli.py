@@ -7,16 +7,28 @@ and exit status 2; no output file is written unless the whole job succeeds.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import sys
 import time
 from pathlib import Path
 
 from .errors import M2DError
+from .files import output_path
 from .protocol import FEATURES, FINISHING, SAMPLING, stage as stage_of
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+DEVELOPMENT_COMMANDS = (
+    ("preprocess", "training", "data.preprocess"),
+    ("train", "training", "commands"),
+    ("evaluate", "evaluation", "evaluate"),
+)
+"""(command, sub-package, module with its ``add_subcommand``): the commands the Blender extension leaves out."""
+NOT_INSTALLED = ("not part of the Blender extension; use a checkout of the repository "
+                 "(see the README's Training section)")
 
 
 def _default_cache_dirs() -> None:
@@ -67,23 +79,9 @@ class TerminalProgress:
         self.stream.flush()
 
 
-def _output_path(path: str, suffix: str, what: str) -> Path:
-    """Check, before any work, that ``path`` can be written."""
-    p = Path(path)
-    if p.suffix.lower() != suffix:
-        raise M2DError(f"The {what} file must end in {suffix}; got {p.name}.")
-    if p.is_dir():
-        raise M2DError(f"{p} is a folder; give a file name for the {what}.")
-    if not p.parent.is_dir():
-        raise M2DError(f"The folder {p.parent} does not exist; create it or choose another place for the {what}.")
-    if not os.access(p.parent, os.W_OK):
-        raise M2DError(f"Cannot write into {p.parent}; choose another place for the {what}.")
-    return p
-
-
 def _cmd_generate(args) -> int:
-    out = _output_path(args.output, ".npz", "output")
-    preview = _output_path(args.preview, ".gif", "preview") if args.preview else None
+    out = output_path(args.output, ".npz", "output")
+    preview = output_path(args.preview, ".gif", "preview") if args.preview else None
     from .generate import DanceGenerator
     from .music.audio import audio_info
     from .sampling.constraints import Constraints
@@ -108,29 +106,6 @@ def _cmd_generate(args) -> int:
         write_gif(dance.joints, preview, dance.fps)
         message += f"; preview {preview}"
     print(message + f" in {time.monotonic() - progress.started:.1f} s.")
-    return 0
-
-
-def _cmd_train(args) -> int:
-    from .config import PRESETS, M2DConfig
-    from .device import describe, resolve_device
-    from .training.data.cache import DanceCache, WindowSampler
-    from .training.train import Trainer, TrainSettings
-
-    device = resolve_device(args.device)
-    config = M2DConfig.load(args.config) if args.config else PRESETS[args.preset]
-    if args.steps_per_sample:
-        config = config.replace(sample_steps=args.steps_per_sample)
-    cache = DanceCache(args.data)
-    cache.check_config(config)
-    source = WindowSampler(cache, config, split="train", augment=not args.no_augment)
-    settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             decay_steps=args.decay_steps,
-                             val_every=args.val_every, checkpoint_every=args.val_every)
-    print(f"Training a {args.preset if not args.config else 'custom'} model on {describe(device)}: "
-          f"{cache.frames('train')} training frames, {settings.steps} steps -> {args.out}")
-    out = Trainer(config, source, args.out, settings, device).run(resume=args.resume)
-    print(f"Exported {out} (EMA weights); the best validation checkpoint is in {Path(args.out) / 'best'}.")
     return 0
 
 
@@ -159,35 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preview", default=None, help="also write a stick-figure animation (.gif)")
     g.set_defaults(func=_cmd_generate)
 
-    t = sub.add_parser("train", help="train a model on a preprocessed cache",
-                       description="Train the denoiser with EDGE's losses on a cache made by "
-                                   "`python -m inference preprocess`; writes checkpoints, loss.csv, "
-                                   "loss.png and the exported model (safetensors + config.json).")
-    t.add_argument("--data", required=True, help="the cache file (.npz) from `preprocess`")
-    t.add_argument("--out", required=True, help="run folder: checkpoints, logs and the exported model")
-    t.add_argument("--preset", default="small", choices=["tiny", "small", "medium", "edge"],
-                   help="network size (default small: 256 wide, 4 layers)")
-    t.add_argument("--config", default=None, help="a config.json to use instead of a preset")
-    t.add_argument("--steps", type=int, default=100_000, help="optimiser steps (default 100000)")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--decay-steps", type=int, default=0,
-                   help="let the learning rate fall linearly to zero over the last N steps (default 0: constant)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-every", type=int, default=1000, help="steps between validation and checkpoints")
-    t.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
-    t.add_argument("--no-augment", action="store_true", help="no mirroring or heading changes")
-    t.add_argument("--steps-per-sample", type=int, default=None,
-                   help="the exported model's default DDIM steps (default 50)")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    t.set_defaults(func=_cmd_train)
-
-    from .evaluation.evaluate import add_subcommand as add_evaluate
-    from .training.data.preprocess import add_subcommand as add_preprocess
-
-    add_preprocess(sub)
-    add_evaluate(sub)
+    _add_development_commands(sub)
     return parser
+
+
+def _add_development_commands(sub) -> None:
+    """Register preprocess, train and evaluate where their sub-packages are installed (a checkout of the
+    repository); where they are not (the Blender extension ships without them), a command that says so."""
+    for name, package, module in DEVELOPMENT_COMMANDS:
+        if importlib.util.find_spec(f"{__package__}.{package}") is not None:
+            importlib.import_module(f".{package}.{module}", __package__).add_subcommand(sub)
+            continue
+        stub = sub.add_parser(name, help=f"not installed: {NOT_INSTALLED}", add_help=False, prefix_chars="\0")
+        stub.add_argument("args", nargs="*")
+        stub.set_defaults(func=_not_installed, package=package)
+
+
+def _not_installed(args) -> int:
+    raise M2DError(f"`{args.command}` is a development command (inference/{args.package}/), {NOT_INSTALLED}.")
 
 
 def main(argv=None) -> int:

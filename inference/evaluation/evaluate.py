@@ -35,6 +35,7 @@ from .. import analysis
 from .. import skeleton as sk
 from ..config import M2DConfig
 from ..errors import DataError, M2DError
+from ..files import output_path
 from ..music.features import beats_from_features, features_from_file
 from . import metrics
 
@@ -454,9 +455,7 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 
 def _cmd_evaluate(args) -> int:
-    from ..cli import _output_path
-
-    out = _output_path(args.json, ".json", "JSON report") if args.json else None
+    out = output_path(args.json, ".json", "JSON report") if args.json else None
     if args.audio is not None:
         from ..music.audio import check_audio_path
 
