@@ -1,11 +1,14 @@
-"""Where the extension lives and where it may write; the preferences accessor."""
+"""Where the extension lives and where it may write; the preferences accessor; what operators share."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import bpy
+
+from ..inference.errors import M2DError
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 """The extension's own package (the repository root): key of its preferences and user folder."""
@@ -24,6 +27,21 @@ def preferences(context=None):
     """The extension's :class:`~.preferences.M2D_AP_preferences`."""
     context = context or bpy.context
     return context.preferences.addons[ADDON_PACKAGE].preferences
+
+
+def reports_errors(execute):
+    """For an operator's ``execute``: an M2DError (the user's input, explained) becomes an error report
+    and ``{'CANCELLED'}``; anything else is a bug and propagates."""
+
+    @functools.wraps(execute)
+    def checked(self, context):
+        try:
+            return execute(self, context)
+        except M2DError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+
+    return checked
 
 
 def tag_redraw_all(area_types=("VIEW_3D", "PREFERENCES")) -> None:

@@ -26,7 +26,7 @@ def test_zip_holds_the_extension_and_nothing_else(extension_zip):
     assert done.returncode == 0, done.stdout + done.stderr
     names = zipfile.ZipFile(extension_zip).namelist()
     for needed in ("blender_manifest.toml", "__init__.py", "LICENSE", "requirements.txt",
-                   "m2d_addon/operators.py", "inference/worker.py", "inference/skeleton.py",
+                   "m2d_addon/operators/__init__.py", "inference/worker.py", "inference/skeleton.py",
                    "assets/demo_track.ogg", "assets/README.md"):
         assert needed in names, needed
     for name in names:
