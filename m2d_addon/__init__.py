@@ -1,15 +1,16 @@
 """The Blender side of Music2Dance: a thin skin over the ``inference`` engine.
 
 Modules: ``props`` (settings on ``Scene.m2d`` and ``Object.m2d``), ``preferences``,
-``operators``, ``ui``; ``bridge`` turns motion arrays into actions and back,
-``pins`` turns the animator's pins into the engine's constraints, ``regenerate``
+``operators`` (a package: engine, pinning, takes, install), ``ui``; ``bridge`` turns motion arrays into actions and back,
+``pins`` turns the animator's pins into the engine's constraints and ``pin_display``
+shows them (markers, bone colours, a band in time editors), ``regenerate``
 runs edits (regenerate, in-between, variations),
 ``rig`` builds the SMPL armature and its body, ``timing`` maps sound strips to
 audio times, ``worker_client`` runs the engine in a separate process and
 ``runtime`` finds or installs the Python packages it needs.
 """
 
-from . import common, jobs, operators, pins, preferences, props, ui
+from . import common, jobs, operators, pin_display, preferences, props, ui
 
 
 def register():
@@ -18,12 +19,12 @@ def register():
     operators.register()
     ui.register()
     jobs.register()
-    pins.register()
+    pin_display.register()
 
 
 def unregister():
     common.stop_redraws()
-    pins.unregister()
+    pin_display.unregister()
     jobs.unregister()
     ui.unregister()
     operators.unregister()

@@ -13,7 +13,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
-from . import bridge, pins
+from . import bridge, pin_display, pins
 
 
 def sound_strips(scene) -> list:
@@ -130,7 +130,7 @@ class M2D_PG_take(PropertyGroup):
 
 
 def _pin_changed(self, context):
-    pins.refresh(self.id_data)
+    pin_display.refresh(self.id_data)
 
 
 class M2D_PG_pin(PropertyGroup):

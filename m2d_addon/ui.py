@@ -3,7 +3,7 @@
 import bpy
 from bpy.types import Panel, UIList
 
-from . import fbx, generation, pins, regenerate
+from . import fbx, generation, pin_display, pins, regenerate
 from .jobs import SESSION
 from .props import chosen_strip, sound_strips
 
@@ -123,7 +123,7 @@ class M2D_UL_pins(UIList):
         row = layout.row(align=True)
         row.prop(item, "enabled", text="")
         row.prop(item, "name", text="", emboss=False, icon=icons.get(item.kind, "PINNED"))
-        row.label(text=pins.describe(item))
+        row.label(text=pin_display.describe(item))
 
 
 class VIEW3D_PT_m2d_pins(_DancerPanel, Panel):

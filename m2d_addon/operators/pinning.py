@@ -8,7 +8,7 @@ from bpy_extras.io_utils import ExportHelper
 
 from ...inference import skeleton as sk
 from ...inference.errors import M2DError
-from .. import pins, regenerate, timing
+from .. import pin_display, pins, regenerate, timing
 from ..common import reports_errors
 from ..props import chosen_strip
 
@@ -139,7 +139,7 @@ class M2D_OT_pin_add(Operator):
             axes = {"KEEP": 3, "BONES": 0, "ROOT": 2 if self.horizontal_only else 3}[self.kind]
             spec = pins.PinSpec(name, first, last, joints, axes, action=action)
         pins.check_contradictions(obj, pins.enabled_specs(obj) + [spec])
-        with pins.quiet(obj):
+        with pin_display.quiet(obj):
             pin = obj.m2d.pins.add()
             pin.name, pin.kind, pin.frame_start, pin.frame_end = name, self.kind, first, last
             pin.bones, pin.horizontal_only = bones, self.horizontal_only
@@ -149,7 +149,7 @@ class M2D_OT_pin_add(Operator):
             else:
                 pin.action = action
             obj.m2d.active_pin = len(obj.m2d.pins) - 1
-        self.report({"INFO"}, f"Pinned '{name}' ({pins.describe(pin)}) on {obj.name}")
+        self.report({"INFO"}, f"Pinned '{name}' ({pin_display.describe(pin)}) on {obj.name}")
         return {"FINISHED"}
 
     def draw(self, context):
@@ -199,7 +199,7 @@ class M2D_OT_pin_remove(_OnePin, Operator):
     @reports_errors
     def execute(self, context):
         obj, index = self.chosen(context)
-        with pins.quiet(obj):
+        with pin_display.quiet(obj):
             obj.m2d.pins.remove(index)
             obj.m2d.active_pin = max(0, min(index, len(obj.m2d.pins) - 1))
         return {"FINISHED"}
@@ -236,7 +236,7 @@ current take"""
             spec.action = action
         others = [pins.spec_of(p) for p in obj.m2d.pins if p.enabled and p != pin]
         pins.check_contradictions(obj, others + ([spec] if pin.enabled else []))
-        with pins.quiet(obj):
+        with pin_display.quiet(obj):
             if pin.kind == "POSE":
                 pin.pose, pin.location = pose.astype(np.float32), location.astype(np.float32)
             else:

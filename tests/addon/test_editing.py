@@ -30,12 +30,13 @@ LOC = 'pose.bones["pelvis"].location'
 
 @pytest.fixture(scope="module")
 def ext(addon):
-    """The installed extension's modules, with the editing ones (``ext.pins``, ``ext.regenerate``)."""
+    """The installed extension's modules, with the editing ones (``ext.pins``, ``ext.pin_display``,
+    ``ext.regenerate``)."""
     import importlib
 
     from addon_helpers import ADDON
 
-    names = ("bridge", "generation", "jobs", "pins", "regenerate", "rig", "timing")
+    names = ("bridge", "generation", "jobs", "pin_display", "pins", "regenerate", "rig", "timing")
     return types.SimpleNamespace(**{n: importlib.import_module(f"{ADDON}.m2d_addon.{n}") for n in names})
 
 
@@ -163,7 +164,7 @@ def test_each_pin_kind_is_stored_and_shown(dancer, ext, scene):
                        ("[ Root path (floor) 70-90", 70), ("Root path (floor) 70-90 ]", 90),
                        ("[ Hold", 100), ("Hold ]", 120)}
     palettes = {b.name: b.color.palette for b in dancer.pose.bones}
-    assert set(palettes.values()) == {ext.pins.PIN_BONE_COLOR}  # a pose pin holds every bone
+    assert set(palettes.values()) == {ext.pin_display.PIN_BONE_COLOR}  # a pose pin holds every bone
 
 
 def test_pins_are_renamed_toggled_edited_and_removed_with_their_markers_and_colours(dancer, ext, scene):
@@ -172,7 +173,7 @@ def test_pins_are_renamed_toggled_edited_and_removed_with_their_markers_and_colo
     assert bpy.ops.m2d.pin_add(kind="BONES", bones="left_knee, right_knee", frame_start=40, frame_end=60) == {
         "FINISHED"}
     pin = dancer.m2d.pins[0]
-    assert {b.name for b in dancer.pose.bones if b.color.palette == ext.pins.PIN_BONE_COLOR} == {
+    assert {b.name for b in dancer.pose.bones if b.color.palette == ext.pin_display.PIN_BONE_COLOR} == {
         "left_knee", "right_knee"}
     pin.name = "Knees"
     assert {(m.name, m.frame) for m in scene.timeline_markers} == {("Chorus", 50), ("[ Knees", 40), ("Knees ]", 60)}
@@ -184,7 +185,7 @@ def test_pins_are_renamed_toggled_edited_and_removed_with_their_markers_and_colo
     assert {m.name for m in scene.timeline_markers} == {"Chorus"}
     assert dancer.pose.bones["left_knee"].color.palette == "THEME09"
     pin.enabled = True
-    assert dancer.pose.bones["left_knee"].color.palette == ext.pins.PIN_BONE_COLOR
+    assert dancer.pose.bones["left_knee"].color.palette == ext.pin_display.PIN_BONE_COLOR
     assert bpy.ops.m2d.pin_remove(index=0) == {"FINISHED"}
     assert len(dancer.m2d.pins) == 0 and {m.name for m in scene.timeline_markers} == {"Chorus"}
     assert dancer.pose.bones["left_knee"].color.palette == "THEME09"
@@ -233,7 +234,7 @@ def test_pins_survive_save_and_reload(dancer, ext, scene, tmp_path):
              p.action.name if p.action else None, tuple(np.array(p.pose).ravel()), tuple(p.location))
             for p in arm.m2d.pins] == stored
     assert sorted((m.name, m.frame) for m in bpy.context.scene.timeline_markers) == markers
-    assert arm.pose.bones["right_wrist"].color.palette == ext.pins.PIN_BONE_COLOR
+    assert arm.pose.bones["right_wrist"].color.palette == ext.pin_display.PIN_BONE_COLOR
 
 
 def test_pin_add_and_remove_undo_in_one_step(dancer, scene):
