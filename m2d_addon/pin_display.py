@@ -72,11 +72,11 @@ def pinned_bone_names(obj) -> set[str]:
         if not pin.enabled:
             continue
         try:
-            joints = pinned_joints(pin)
+            joints = pinned_joints(pin.kind, pin.bones)
         except M2DError:
             continue
         names.update(sk.JOINT_NAMES[j] for j in joints)
-        if root_axes(pin):
+        if root_axes(pin.kind, pin.horizontal_only):
             names.add(bridge.ROOT)
     return names
 

@@ -27,6 +27,7 @@ How pins are shown (markers, bone colours, the band in time editors) is :mod:`.p
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,21 +92,21 @@ def parse_bones(text: str) -> list[str]:
     return sorted(set(out), key=sk.JOINT_INDEX.get)
 
 
-def pinned_joints(pin) -> list[int]:
-    """Joints whose rotation ``pin`` holds."""
-    if pin.kind in ("POSE", "KEEP"):
+def pinned_joints(kind: str, bones: str = "") -> list[int]:
+    """Joints whose rotation a pin of ``kind`` holds (``bones``: a BONES pin's names, see :func:`parse_bones`)."""
+    if kind in ("POSE", "KEEP"):
         return list(range(sk.NUM_JOINTS))
-    if pin.kind == "BONES":
-        return [sk.JOINT_INDEX[n] for n in parse_bones(pin.bones)]
+    if kind == "BONES":
+        return [sk.JOINT_INDEX[n] for n in parse_bones(bones)]
     return []
 
 
-def root_axes(pin) -> int:
-    """How many root axes ``pin`` holds: 3 (x, y, z), 2 (x, y: the floor plane) or 0."""
-    if pin.kind in ("POSE", "KEEP"):
+def root_axes(kind: str, horizontal_only: bool = False) -> int:
+    """How many root axes a pin of ``kind`` holds: 3 (x, y, z), 2 (x, y: the floor plane) or 0."""
+    if kind in ("POSE", "KEEP"):
         return 3
-    if pin.kind == "ROOT":
-        return 2 if pin.horizontal_only else 3
+    if kind == "ROOT":
+        return 2 if horizontal_only else 3
     return 0
 
 
@@ -233,6 +234,22 @@ class PinSpec:
     pose: np.ndarray | None = None  # (24, 4) pose-bone quaternions of a pose pin
     location: np.ndarray | None = None  # (3,) root location of a pose pin
 
+    @classmethod
+    def pose_at(cls, name: str, frame: int, pose: np.ndarray, location: np.ndarray) -> "PinSpec":
+        """A whole pose on one scene frame: (24, 4) pose-bone quaternions and the (3,) root location."""
+        return cls(name, frame, frame, pinned_joints("POSE"), root_axes("POSE"), pose=pose, location=location)
+
+    @classmethod
+    def from_take(cls, name: str, kind: str, first: int, last: int, action, bones: str = "",
+                  horizontal_only: bool = False) -> "PinSpec":
+        """A range pin (BONES, ROOT or KEEP) that keeps ``action``'s animation on scene frames ``first..last``."""
+        return cls(name, first, last, pinned_joints(kind, bones), root_axes(kind, horizontal_only), action=action)
+
+    @classmethod
+    def keep(cls, name: str, first: int, last: int, action) -> "PinSpec":
+        """Everything of ``action`` on scene frames ``first..last`` (what a Keep Range pin holds)."""
+        return cls.from_take(name, "KEEP", first, last, action)
+
     @property
     def is_pose(self) -> bool:
         return self.pose is not None
@@ -242,7 +259,7 @@ class PinSpec:
         a, b = max(self.first, first), min(self.last, last)
         if a > b:
             return None
-        return PinSpec(self.name, a, b, self.joints, self.axes, self.action, self.pose, self.location)
+        return dataclasses.replace(self, first=a, last=b)
 
     def scene_values(self, obj) -> tuple[np.ndarray, np.ndarray]:
         """(F, 24, 4) quaternions and (F, 3) root locations on the pin's whole scene frames."""
@@ -257,14 +274,13 @@ def spec_of(pin) -> PinSpec:
     first, last = frame_span(pin)
     if first > last:
         raise M2DError(f"The pin '{pin.name}' starts at frame {first}, after its end {last}. Edit its frames.")
-    joints = pinned_joints(pin)
     if pin.kind == "POSE":
-        return PinSpec(pin.name, first, last, joints, 3, pose=np.array(pin.pose, np.float64).reshape(24, 4),
-                       location=np.array(pin.location, np.float64))
+        return PinSpec.pose_at(pin.name, first, np.array(pin.pose, np.float64).reshape(sk.NUM_JOINTS, 4),
+                               np.array(pin.location, np.float64))
     if pin.action is None:
         raise M2DError(f"The take that the pin '{pin.name}' keeps was deleted. Remove the pin, or add it "
                        "again from the current take.")
-    return PinSpec(pin.name, first, last, joints, root_axes(pin), action=pin.action)
+    return PinSpec.from_take(pin.name, pin.kind, first, last, pin.action, pin.bones, pin.horizontal_only)
 
 
 def enabled_specs(obj) -> list[PinSpec]:

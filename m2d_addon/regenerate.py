@@ -130,9 +130,11 @@ def model_config(weights: str) -> M2DConfig:
         raise M2DError(f"The model's settings {config} cannot be read ({exc}). Reinstall the model.") from None
 
 
-def _user_specs(obj, mode: str, lo: int, hi: int, strip_name: str) -> list:
+def _user_specs(obj, lo: int, hi: int, strip_name: str, clip: bool = False) -> list:
+    """The armature's enabled pins on scene frames ``lo..hi``: ``clip`` cuts them there, otherwise a pin
+    reaching outside is an M2DError."""
     specs = pins.enabled_specs(obj)
-    if mode == "RANGE":
+    if clip:
         return [c for c in (s.clipped(lo, hi) for s in specs) if c is not None]
     for spec in specs:
         if spec.first < lo or spec.last > hi:
@@ -141,8 +143,93 @@ def _user_specs(obj, mode: str, lo: int, hi: int, strip_name: str) -> list:
     return specs
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What every mode reads: the armature, its current take, the music's strip and the model's settings."""
+
+    obj: object
+    source: object  # the current take; None for an armature without animation (in-betweening)
+    strip: object
+    timing: timing.StripTiming
+    config: M2DConfig
+    settings: object  # inputs.m2d
+
+
+@dataclass
+class _Edit:
+    """What a mode asks of the engine."""
+
+    span: timing.FramePlan  # the music the engine hears
+    written: tuple  # (first, last) scene frames the new takes get from the engine
+    specs: list  # every pin to meet: the user's and the mode's own
+    pinned: int  # how many of them are the user's
+
+
+def _take_on_strip(inputs: _Inputs) -> tuple[int, int]:
+    """Scene frames where the current take and the strip overlap; M2DError when they do not."""
+    take, t = take_frames(inputs.source), inputs.timing
+    lo, hi = max(take[0], t.first_frame), min(take[1], t.last_frame)
+    if lo > hi:
+        raise M2DError(f"The take '{inputs.source.name}' (frames {take[0]}-{take[1]}) does not overlap the strip "
+                       f"'{inputs.strip.name}' (frames {t.first_frame}-{t.last_frame}). Move the strip or choose "
+                       "its take.")
+    return lo, hi
+
+
+def _plan_range(inputs: _Inputs, frame_start: int, frame_end: int) -> _Edit:
+    """RANGE: frames a..b again; the engine hears up to a model window more on each side, the take pinned there."""
+    lo, hi = _take_on_strip(inputs)
+    if frame_start > frame_end:
+        raise M2DError(f"The range starts at frame {frame_start}, after its end {frame_end}.")
+    if frame_start < lo or frame_end > hi:
+        raise M2DError(f"Frames {frame_start}-{frame_end} lie outside the take '{inputs.source.name}' on the "
+                       f"strip '{inputs.strip.name}' (frames {lo}-{hi}). Choose frames within them.")
+    config = inputs.config
+    context_frames = math.ceil(config.window_frames / config.fps * inputs.timing.fps)
+    first, last = max(lo, frame_start - context_frames), min(hi, frame_end + context_frames)
+    span = timing.plan_frames(inputs.timing, inputs.strip.name, False, first, last)
+    user = _user_specs(inputs.obj, frame_start, frame_end, inputs.strip.name, clip=True)
+    keep = [(span.first, frame_start - 1), (frame_end + 1, span.last)]
+    kept = [pins.PinSpec.keep(f"the take outside frames {frame_start}-{frame_end}", a, b, inputs.source)
+            for a, b in keep if a <= b]
+    return _Edit(span, (frame_start, frame_end), kept + user, len(user))
+
+
+def _plan_unpinned(inputs: _Inputs) -> _Edit:
+    """UNPINNED: the take's whole span on the strip again, around the pins."""
+    lo, hi = _take_on_strip(inputs)
+    span = timing.plan_frames(inputs.timing, inputs.strip.name, False, lo, hi)
+    user = _user_specs(inputs.obj, lo, hi, inputs.strip.name)
+    return _Edit(span, (lo, hi), user, len(user))
+
+
+def _plan_inbetween(inputs: _Inputs) -> _Edit:
+    """INBETWEEN: a dance through the poses keyed on the armature (and its pose pins), on Generate Dance's frames."""
+    settings, obj, source = inputs.settings, inputs.obj, inputs.source
+    span = timing.plan_frames(inputs.timing, inputs.strip.name, settings.range_mode == "STRIP",
+                              settings.frame_start, settings.frame_end)
+    written = (span.first, span.last)
+    user = _user_specs(obj, *written, inputs.strip.name)
+    keyed = [f for f in pins.keyed_frames(source) if written[0] <= f <= written[1]] if source else []
+    if len(keyed) > max(8, (written[1] - written[0] + 1) // 2):
+        raise M2DError(f"'{source.name}' is keyed on {len(keyed)} of frames {written[0]}-{written[1]}: "
+                       "in-betweening goes through a few key poses. To sample a take again around its pins, "
+                       "use Regenerate.")
+    quats, loc = pins.sample_take(obj, source, keyed) if keyed else (None, None)
+    specs = user + [pins.PinSpec.pose_at(f"key on frame {f}", f, quats[i], loc[i]) for i, f in enumerate(keyed)]
+    poses = {s.first for s in specs if s.is_pose}
+    if len(poses) < 2:
+        raise M2DError(f"Key two or more poses on '{obj.name}' (Pose Mode: pose, select the bones, press I) "
+                       f"on frames {written[0]}-{written[1]}, or add pose pins there; "
+                       f"found {len(poses)}.")
+    return _Edit(span, written, specs, len(user))
+
+
 def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, count: int = 1) -> EditPlan:
-    """Check every input, read the pins and write the constraints file; raises M2DError with the reason."""
+    """Check every input, read the pins and write the constraints file; raises M2DError with the reason.
+
+    ``frame_start``/``frame_end``: the scene frames RANGE samples again; ``count``: seeds Seed, Seed + 1, ….
+    """
     reason = why_not(context)
     if reason:
         raise M2DError(reason + ".")
@@ -150,62 +237,24 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
         raise M2DError(f"Unknown mode {mode!r}; use one of {', '.join(m[0] for m in MODES)}.")
     if not 1 <= count <= 32:
         raise M2DError(f"Make 1 to 32 variations at a time; {count} were asked for.")
-    scene, settings, prefs = context.scene, context.scene.m2d, preferences(context)
+    settings, prefs = context.scene.m2d, preferences(context)
     obj, source = edit_target(context)
     if source is None and mode != "INBETWEEN":
         raise M2DError(f"The armature '{obj.name}' has no take yet. Generate a dance first, then regenerate "
                        "parts of it.")
     pins.check_quaternion_bones(obj)
     strip = music_strip(context, source)
-    strip_timing = timing.strip_timing(strip, scene)
-    heard = (strip_timing.first_frame, strip_timing.last_frame)
+    strip_timing = timing.strip_timing(strip, context.scene)
     weights = weights_path(prefs)
     config = model_config(weights)
-
-    if mode == "INBETWEEN":
-        span = timing.plan_frames(strip_timing, strip.name, settings.range_mode == "STRIP",
-                                  settings.frame_start, settings.frame_end)
-        written = (span.first, span.last)
-        specs = _user_specs(obj, mode, *written, strip.name)
-        user_count = len(specs)
-        keyed = [f for f in pins.keyed_frames(source) if written[0] <= f <= written[1]] if source else []
-        if len(keyed) > max(8, (written[1] - written[0] + 1) // 2):
-            raise M2DError(f"'{source.name}' is keyed on {len(keyed)} of frames {written[0]}-{written[1]}: "
-                           "in-betweening goes through a few key poses. To sample a take again around its pins, "
-                           "use Regenerate.")
-        quats, loc = pins.sample_take(obj, source, keyed) if keyed else (None, None)
-        specs += [pins.PinSpec(f"key on frame {f}", f, f, list(range(24)), 3, pose=quats[i], location=loc[i])
-                  for i, f in enumerate(keyed)]
-        poses = {s.first for s in specs if s.is_pose}
-        if len(poses) < 2:
-            raise M2DError(f"Key two or more poses on '{obj.name}' (Pose Mode: pose, select the bones, press I) "
-                           f"on frames {written[0]}-{written[1]}, or add pose pins there; "
-                           f"found {len(poses)}.")
+    inputs = _Inputs(obj, source, strip, strip_timing, config, settings)
+    if mode == "RANGE":
+        edit = _plan_range(inputs, frame_start, frame_end)
+    elif mode == "UNPINNED":
+        edit = _plan_unpinned(inputs)
     else:
-        take = take_frames(source)
-        lo, hi = max(take[0], heard[0]), min(take[1], heard[1])
-        if lo > hi:
-            raise M2DError(f"The take '{source.name}' (frames {take[0]}-{take[1]}) does not overlap the strip "
-                           f"'{strip.name}' (frames {heard[0]}-{heard[1]}). Move the strip or choose its take.")
-        if mode == "RANGE":
-            if frame_start > frame_end:
-                raise M2DError(f"The range starts at frame {frame_start}, after its end {frame_end}.")
-            if frame_start < lo or frame_end > hi:
-                raise M2DError(f"Frames {frame_start}-{frame_end} lie outside the take '{source.name}' on the "
-                               f"strip '{strip.name}' (frames {lo}-{hi}). Choose frames within them.")
-            context_frames = math.ceil(config.window_frames / config.fps * strip_timing.fps)
-            first, last = max(lo, frame_start - context_frames), min(hi, frame_end + context_frames)
-            written = (frame_start, frame_end)
-        else:
-            first, last = lo, hi
-            written = (lo, hi)
-        span = timing.plan_frames(strip_timing, strip.name, False, first, last)
-        specs = _user_specs(obj, mode, *written, strip.name)
-        user_count = len(specs)
-        if mode == "RANGE":
-            keep = [(span.first, frame_start - 1), (frame_end + 1, span.last)]
-            specs = [pins.PinSpec(f"the take outside frames {frame_start}-{frame_end}", a, b, list(range(24)), 3,
-                                  action=source) for a, b in keep if a <= b] + specs
+        edit = _plan_inbetween(inputs)
+    span, written, specs = edit.span, edit.written, edit.specs
 
     fmap = pins.FrameMap(strip_timing, span.audio_start, config.fps, span.last)
     constraints, overrides = pins.build(obj, specs, fmap, written, source)
@@ -235,7 +284,7 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
     return EditPlan(mode=mode, target_name=obj.name, source_name=source.name if source else None,
                     strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), timing=strip_timing,
                     span=span, written=written, overrides=overrides, rest=rest, pelvis=pelvis, requests=requests,
-                    pinned=user_count, temp_files=temp)
+                    pinned=edit.pinned, temp_files=temp)
 
 
 def prepare_keys(npz_path, plan: EditPlan) -> bridge.Keys:
@@ -339,7 +388,7 @@ def export_constraints(context, filepath: str) -> str:
     span = timing.plan_frames(strip_timing, strip.name, settings.range_mode == "STRIP",
                               settings.frame_start, settings.frame_end)
     config = model_config(weights_path(preferences(context)))
-    specs = _user_specs(obj, "UNPINNED", span.first, span.last, strip.name)
+    specs = _user_specs(obj, span.first, span.last, strip.name)
     if not specs:
         raise M2DError(f"'{obj.name}' has no enabled pins to export. Add pins first.")
     fmap = pins.FrameMap(strip_timing, span.audio_start, config.fps, span.last)

@@ -1,12 +1,13 @@
 """The pin operators: add, remove and update a pin, and export the pins for the command line."""
 
+import dataclasses
+
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import Operator
 from bpy_extras.io_utils import ExportHelper
 
-from ...inference import skeleton as sk
 from ...inference.errors import M2DError
 from .. import pin_display, pins, regenerate, timing
 from ..common import reports_errors
@@ -129,15 +130,12 @@ class M2D_OT_pin_add(Operator):
             else:
                 quats, loc = pins.sample_take(obj, action, [first])
                 pose, location = quats[0], loc[0]
-            spec = pins.PinSpec(name, first, first, list(range(sk.NUM_JOINTS)), 3, pose=pose, location=location)
+            spec = pins.PinSpec.pose_at(name, first, pose, location)
         else:
             if action is None:
                 raise M2DError(f"'{obj.name}' has no take yet: a range pin keeps the animation of the "
                                "current take. Generate a dance first (or pin a pose).")
-            joints = ([sk.JOINT_INDEX[b] for b in pins.parse_bones(bones)] if bones
-                      else list(range(sk.NUM_JOINTS)) if self.kind == "KEEP" else [])
-            axes = {"KEEP": 3, "BONES": 0, "ROOT": 2 if self.horizontal_only else 3}[self.kind]
-            spec = pins.PinSpec(name, first, last, joints, axes, action=action)
+            spec = pins.PinSpec.from_take(name, self.kind, first, last, action, bones, self.horizontal_only)
         pins.check_contradictions(obj, pins.enabled_specs(obj) + [spec])
         with pin_display.quiet(obj):
             pin = obj.m2d.pins.add()
@@ -227,13 +225,11 @@ current take"""
             else:
                 quats, loc = pins.sample_take(obj, action, [pin.frame_start])
                 pose, location = quats[0], loc[0]
-            spec = pins.PinSpec(pin.name, pin.frame_start, pin.frame_start, list(range(24)), 3,
-                                pose=pose, location=location)
+            spec = pins.PinSpec.pose_at(pin.name, pin.frame_start, pose, location)
         else:
             if action is None:
                 raise M2DError(f"'{obj.name}' has no take to keep.")
-            spec = pins.spec_of(pin)
-            spec.action = action
+            spec = dataclasses.replace(pins.spec_of(pin), action=action)
         others = [pins.spec_of(p) for p in obj.m2d.pins if p.enabled and p != pin]
         pins.check_contradictions(obj, others + ([spec] if pin.enabled else []))
         with pin_display.quiet(obj):
