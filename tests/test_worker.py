@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +26,30 @@ ANSWER_SECONDS = 300
 
 
 class Worker:
-    """``python -m inference.worker`` in a subprocess, read one event line at a time."""
+    """``python -m inference.worker`` in a subprocess; a thread reads its events, so no wait hangs."""
 
     def __init__(self, cwd: Path = REPO):
         env = {**os.environ, "PYTHONPATH": str(cwd)}
         self.proc = subprocess.Popen([sys.executable, "-u", "-m", "inference.worker"], cwd=cwd, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, bufsize=1)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # the process ended
 
     def send(self, line: str) -> None:
         self.proc.stdin.write(line)
         self.proc.stdin.flush()
 
     def event(self) -> dict:
-        line = self.proc.stdout.readline()
+        try:
+            line = self.lines.get(timeout=ANSWER_SECONDS)
+        except queue.Empty:
+            raise AssertionError(f"the worker said nothing for {ANSWER_SECONDS} s") from None
         assert line, f"the worker ended (exit status {self.proc.poll()})"
         return json.loads(line)
 

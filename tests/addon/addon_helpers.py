@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 from pathlib import Path
 
@@ -10,6 +11,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 ADDON = "bl_ext.user_default.music2dance"
+WAIT_SECONDS = 120.0
+"""How long a test waits for the engine before it fails: a regression fails instead of hanging CI."""
+
+
+class Deadline:
+    """A wait's limit: call :meth:`check` on every turn of a polling loop."""
+
+    def __init__(self, what: str, seconds: float = WAIT_SECONDS):
+        self.what, self.seconds = what, seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        assert time.monotonic() < self.end, f"gave up after {self.seconds:.0f} s waiting for {self.what}"
 
 
 def write_song(path: Path, seconds: float, sample_rate: int = 22050) -> Path:

@@ -12,7 +12,7 @@ import time
 
 import bpy
 import pytest
-from addon_helpers import add_strip, generate, snapshot, write_song
+from addon_helpers import Deadline, add_strip, generate, snapshot, write_song
 
 
 def fails_with(*fragments):
@@ -123,10 +123,10 @@ def _start_ui_generation(context, ext, prefs):
 
 
 def _until_sampling(run, timeout=60.0):
-    end = time.monotonic() + timeout
+    deadline = Deadline("the engine to start sampling", timeout)
     while run.job.stage != "sampling":
         assert not run.poll(), run.error
-        assert time.monotonic() < end
+        deadline.check()
         time.sleep(0.02)
 
 
@@ -142,10 +142,8 @@ def test_cancel_midway(scene, long_song, ext, prefs):
     plan, run = _start_ui_generation(bpy.context, ext, prefs)
     _until_sampling(run)
     process = ext.jobs.SESSION.client.proc
-    started = time.monotonic()
     assert bpy.ops.m2d.cancel() == {"FINISHED"}
     assert process.poll() is not None  # ended at once
-    assert time.monotonic() - started < 1.0
     assert run.poll() and run.cancelled
     run.close()
     ext.jobs.SESSION.release(True)
@@ -163,9 +161,9 @@ def test_worker_dies_midway_ui_path(scene, long_song, ext, prefs):
     plan, run = _start_ui_generation(bpy.context, ext, prefs)
     _until_sampling(run)
     os.kill(ext.jobs.SESSION.client.pid, signal.SIGKILL)  # as if torch crashed or ran out of memory
-    end = time.monotonic() + 10
+    deadline = Deadline("the client to notice the dead worker", 10)
     while not run.poll():
-        assert time.monotonic() < end
+        deadline.check()
         time.sleep(0.02)
     assert "stopped unexpectedly" in str(run.error) and "signal 9" in str(run.error)
     run.close()
@@ -199,8 +197,10 @@ def test_cancel_while_writing_keys(scene, song, ext, prefs):
     before = snapshot()
     plan, run = _start_ui_generation(bpy.context, ext, prefs)
     run.WRITE_BUDGET = 0.0  # one bone per tick
+    deadline = Deadline("key writing to begin")
     while run.writer is None or run.writer.next_joint < 3:
         assert not run.poll(), run.error
+        deadline.check()
         time.sleep(0.01)
     assert bpy.ops.m2d.cancel() == {"FINISHED"}
     assert run.poll() and run.cancelled
@@ -212,8 +212,10 @@ def test_take_removed_while_writing(scene, song, ext, prefs):
     add_strip(scene, song)
     plan, run = _start_ui_generation(bpy.context, ext, prefs)
     run.WRITE_BUDGET = 0.0
+    deadline = Deadline("key writing to begin")
     while run.writer is None or run.writer.next_joint < 2:
         assert not run.poll(), run.error
+        deadline.check()
         time.sleep(0.01)
     bpy.data.actions.remove(run.writer.action())  # as an Undo in between would
     assert run.poll() and "removed" in str(run.error)

@@ -15,7 +15,7 @@ import types
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import Layout, add_strip, draw, generate, snapshot
+from addon_helpers import Deadline, Layout, add_strip, draw, generate, snapshot
 
 from inference import skeleton as sk
 from inference.evaluation import edit_quality as E
@@ -445,10 +445,12 @@ def test_panel_path_ticks_to_the_same_takes(dancer, ext, prefs, scene):
     for name in ("_stop", "_fail", "_done", "tick"):
         setattr(op, name, types.MethodType(getattr(op_type, name), op))
     ticks = 0
+    deadline = Deadline("two variations")
     while (state := op.tick(bpy.context)) == {"PASS_THROUGH"}:
         ticks += 1
         if run.keys is None:
             assert snapshot() == before
+        deadline.check()
         time.sleep(0.01)
     assert state == {"FINISHED"} and ticks > 2 * 27, ticks  # two takes, written curve by curve
     assert reports[-1][0] == {"INFO"} and "2 variations on Dancer" in reports[-1][1]
@@ -475,8 +477,10 @@ def test_cancel_midway_leaves_the_source_take_intact_and_current(dancer, ext, pr
     source = dancer.animation_data.action
     run = ext.regenerate.EditGeneration(plan, prefs.python_path).start()
     run.WRITE_BUDGET = 0.0
+    deadline = Deadline("key writing to begin")
     while not run.engine_done or run.keys is None:  # until the keys are being written
         assert not run.poll()
+        deadline.check()
         time.sleep(0.02)
     assert not run.poll()
     bpy.ops.m2d.cancel()

@@ -9,7 +9,7 @@ import types
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import add_strip, generate, snapshot
+from addon_helpers import Deadline, add_strip, generate, snapshot
 
 from inference import skeleton as sk
 from inference.motion import resample
@@ -211,8 +211,10 @@ def test_ui_path_produces_the_same_take(scene, song, ext, prefs, tmp_path):
     run = ext.generation.Generation(plan, prefs.python_path).start()
     run.WRITE_BUDGET = 0.0
     ticks = 0
+    deadline = Deadline("the generation")
     while not run.poll():
         ticks += 1
+        deadline.check()
         time.sleep(0.01)
     assert run.error is None
     obj, action = run.finish(bpy.context)
@@ -239,9 +241,11 @@ def test_modal_tick_applies_the_take_once_done(scene, song, ext, prefs):
     run = ext.generation.Generation(ext.generation.make_plan(bpy.context), prefs.python_path).start()
     op, reports = _fake_operator(run)
     ticks = 0
+    deadline = Deadline("the generation")
     while (state := op.tick(bpy.context)) == {"PASS_THROUGH"}:
         assert "Dancer" not in bpy.data.objects  # nothing changes before the last tick
         ticks += 1
+        deadline.check()
         time.sleep(0.05)
     assert state == {"FINISHED"} and ticks > 0
     assert reports[-1][0] == {"INFO"} and "Dance on Dancer" in reports[-1][1]
