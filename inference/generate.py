@@ -146,8 +146,8 @@ class DanceGenerator:
             p[constraints.pose_mask] = constraints.smpl_poses.reshape(n, sk.NUM_JOINTS, 3)[constraints.pose_mask]
             trans[constraints.root_mask] = constraints.smpl_trans[constraints.root_mask]
         joints = self._joints(poses, trans)
-        # The network's contact channel serves training (the foot loss); it agreed with its own
-        # motion's still feet on about 60% of frames. The dance's contacts describe the motion delivered.
+        # The dance's contacts describe the motion delivered; the network's own contact channel serves
+        # training (the foot loss) and often disagrees with its motion (see the model card).
         contacts = floor_contacts(joints, self.config.fps)
         if progress:
             progress(FINISHING.name, 1, 1)

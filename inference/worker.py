@@ -143,6 +143,7 @@ class Worker:
 
     # ------------------------------------------------------------------ requests
     def generator(self, weights, device: str, request_id):
+        """The loaded model for ``weights`` on ``device``, loaded again only when either (or the file) changed."""
         from .network.weights import WEIGHTS_FILE, default_weights_dir
 
         path = Path(weights) if weights else default_weights_dir()
@@ -160,9 +161,11 @@ class Worker:
         return self._generator
 
     def progress(self, request_id, stage: str, done: int, total: int) -> None:
+        """Send a progress event (``stage``: a name of :data:`inference.protocol.STAGES`)."""
         self.channel.send(protocol.PROGRESS, id=request_id, stage=stage, done=done, total=total)
 
     def generate(self, request_id, req: GenerateRequest) -> dict:
+        """Make the dance ``req`` asks for and save it; returns the ``done`` event's fields."""
         from .music.audio import check_audio_path
 
         output = Path(req.output)

@@ -1,9 +1,8 @@
 """Foot lock: a foot the dance plants stays where it was planted.
 
-A diffusion model's feet creep: where a captured dancer's foot on the floor is
-still (under 0.1 m/s on about 35% of such frames in the ballroom set), the
-network's drifts slowly (10%). Foot lock is the classic clean-up of captured
-and synthesised motion (e.g. Kovar, Schreiner and Gleicher, "Footskate cleanup
+A diffusion model's feet creep: where a captured dancer's foot on the floor stands
+still, the network's drifts slowly (the README and the model card give the
+measured figures). Foot lock is the classic clean-up of captured and synthesised motion (e.g. Kovar, Schreiner and Gleicher, "Footskate cleanup
 for motion capture editing", SCA 2002), applied after sampling:
 
 * a **plant** is a stretch of at least :data:`MIN_PLANT_SECONDS` in which a

@@ -1,16 +1,12 @@
 """What no dancer can do, and how the engine keeps the network's output from doing it.
 
 The network learned from retargeted capture, faults included, and now and then
-it reproduces them:
+it reproduces them (the README gives what was measured):
 
-* **Head turn.** Some ballroom dances' head markers drift round the head (the
-  fitted head of a waltz turned up to 175 degrees from the chest), so the
-  network turned heads backwards on about a tenth of its frames.
-  :func:`limit_head_turn` folds every turn into a neck's range; the retarget
-  folds the training data the same way.
-* **Spin.** A few times in ten minutes of dance the network turns the whole body
-  by 120-170 degrees within one or two frames. No dancer spins that fast (the
-  fastest turn in the captured ballroom dances: 53 degrees in a frame, a rumba spin).
+* **Head turn.** Some training dances' head markers drift round the head, so the
+  network turns heads backwards at times. :func:`limit_head_turn` folds every
+  turn into a neck's range; the retarget folds the training data the same way.
+* **Spin.** Now and then the network turns the whole body faster than any dancer.
   :func:`limit_spin` spreads such a turn over as many frames as it needs at
   :data:`MAX_SPIN_SPEED`.
 
