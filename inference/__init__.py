@@ -4,6 +4,14 @@ Pure Python + PyTorch; never imports ``bpy``. Importing this package is cheap
 and needs only NumPy (Blender's own Python uses :mod:`inference.skeleton`);
 the names below load their modules, and PyTorch, on first use.
 
+Sub-packages follow a dance through its stages: :mod:`.music` (audio, features)
+-> :mod:`.network` (model, weights) -> :mod:`.sampling` (DDIM, the sampler, pins)
+-> :mod:`.cleanup` (silence, limits, beat snap, foot lock) -> a
+:class:`~inference.dance.Dance`. Shared basics (skeleton, motion, config, analysis,
+protocol, ...) and the entry points (generate, worker, cli, preview) sit on top;
+:mod:`.training` and :mod:`.evaluation` are for development and are not part of
+the Blender extension.
+
 Typical use::
 
     from inference import DanceGenerator
