@@ -172,17 +172,19 @@ class M2D_OT_pin_add(Operator):
 
 
 class _OnePin:
-    """What the operators on one of the active armature's pins (``index``; -1: the selected one) share."""
+    """What the operators on one of the active armature's pins (``index``; -1: the selected one) share:
+    finding the pin, and reporting what stops them. Subclasses give ``change(context, obj, pin_index)``."""
 
+    bl_options = {"REGISTER", "UNDO"}
     poll = classmethod(_pin_poll)
 
-    def chosen(self, context):
-        """(armature, index of its pin); M2DError when there is no such pin."""
+    @reports_errors
+    def execute(self, context):
         obj = _dancer(context)
         index = obj.m2d.active_pin if self.index < 0 else self.index
         if not 0 <= index < len(obj.m2d.pins):
             raise M2DError(f"'{obj.name}' has no pin {index}.")
-        return obj, index
+        return self.change(context, obj, index)
 
 
 class M2D_OT_pin_remove(_OnePin, Operator):
@@ -190,13 +192,10 @@ class M2D_OT_pin_remove(_OnePin, Operator):
 
     bl_idname = "m2d.pin_remove"
     bl_label = "Remove Pin"
-    bl_options = {"REGISTER", "UNDO"}
 
     index: IntProperty(name="Index", description="Pin to remove (-1: the selected one)", default=-1)
 
-    @reports_errors
-    def execute(self, context):
-        obj, index = self.chosen(context)
+    def change(self, context, obj, index: int) -> set:
         with pin_display.quiet(obj):
             obj.m2d.pins.remove(index)
             obj.m2d.active_pin = max(0, min(index, len(obj.m2d.pins) - 1))
@@ -209,13 +208,10 @@ current take"""
 
     bl_idname = "m2d.pin_update"
     bl_label = "Update Pin"
-    bl_options = {"REGISTER", "UNDO"}
 
     index: IntProperty(name="Index", description="Pin to update (-1: the selected one)", default=-1)
 
-    @reports_errors
-    def execute(self, context):
-        obj, index = self.chosen(context)
+    def change(self, context, obj, index: int) -> set:
         pin = obj.m2d.pins[index]
         pins.check_quaternion_bones(obj)
         action = obj.animation_data.action if obj.animation_data is not None else None
