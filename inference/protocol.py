@@ -64,10 +64,18 @@ def stage(name: str) -> Stage:
 # ----------------------------------------------------------------------------- records
 
 
-def _check_type(owner: str, name: str, value, kind: str):
-    """``value`` as ``kind`` ("str", "int", "float", "bool", optionally "?"-suffixed: None allowed)."""
-    optional = kind.endswith("?")
-    kind = kind.rstrip("?")
+def _type_of(field: dataclasses.Field) -> tuple[str, bool]:
+    """(type name, whether None is allowed) of a field annotated ``T`` or ``Optional[T]``."""
+    annotation = str(field.type)
+    if annotation.startswith("Optional["):
+        return annotation[len("Optional["):-1], True
+    return annotation, False
+
+
+def _check_type(owner: str, field: dataclasses.Field, value):
+    """``value`` as ``field``'s type: str, int, float or bool, or Optional of one (None allowed)."""
+    kind, optional = _type_of(field)
+    name = field.name
     if value is None and optional:
         return None
     ok = {"str": isinstance(value, str),
@@ -81,10 +89,10 @@ def _check_type(owner: str, name: str, value, kind: str):
 
 
 class _Record:
-    """A dataclass read from and written to a JSON object, refusing what the contract does not know."""
+    """A dataclass read from and written to a JSON object, refusing what the contract does not know.
 
-    TYPES: ClassVar[dict] = {}
-    """Field name -> "str" / "int" / "float" / "bool", "?" appended where null is allowed."""
+    Fields are annotated str, int, float, bool or Optional[...] of one (the annotation is checked).
+    """
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,7 +109,7 @@ class _Record:
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ProtocolError(f"{cls.__name__}: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
-        return cls(**{name: _check_type(cls.__name__, name, value, cls.TYPES[name]) for name, value in fields.items()})
+        return cls(**{name: _check_type(cls.__name__, known[name], value) for name, value in fields.items()})
 
 
 @dataclass(frozen=True)
@@ -113,9 +121,6 @@ class GenerateRequest(_Record):
     """
 
     CMD: ClassVar[str] = "generate"
-    TYPES: ClassVar[dict] = {"audio": "str", "output": "str", "start": "float", "duration": "float?",
-                             "seed": "int", "steps": "int?", "guidance": "float?", "beat_snap": "bool",
-                             "foot_lock": "bool", "device": "str", "weights": "str?", "constraints": "str?"}
 
     audio: str
     output: str
@@ -136,7 +141,6 @@ class SmplMeshRequest(_Record):
     """Read a user's SMPL model file (``model``) and save its rest mesh, skin weights and joints to ``output``."""
 
     CMD: ClassVar[str] = "smpl_mesh"
-    TYPES: ClassVar[dict] = {"model": "str", "output": "str"}
 
     model: str
     output: str
@@ -207,10 +211,8 @@ class TakeInfo:
     """
 
     EDIT_FIELDS: ClassVar[tuple] = ("mode", "regenerated", "source", "pins")
-    _COERCE: ClassVar[dict] = {"audio": str, "strip": str, "audio_start": float, "seed": int, "steps": int,
-                               "guidance": float, "beat_snap": bool, "foot_lock": bool, "frame_start": int,
-                               "frame_end": int, "fps": float, "mode": str, "regenerated": _frame_pair,
-                               "source": str, "pins": int}
+    _CONVERT: ClassVar[dict] = {"str": str, "int": int, "float": float, "bool": bool, "tuple": _frame_pair}
+    """How a stored value (perhaps one of Blender's ID property types) becomes each annotated type."""
 
     audio: str = ""
     strip: str = ""
@@ -261,8 +263,8 @@ class TakeInfo:
         if stored is None:
             return None
         keys = set(stored.keys())
-        return cls(**{name: coerce(stored[name]) for name, coerce in cls._COERCE.items()
-                      if name in keys and stored[name] is not None})
+        return cls(**{f.name: cls._CONVERT[_type_of(f)[0]](stored[f.name]) for f in dataclasses.fields(cls)
+                      if f.name in keys and stored[f.name] is not None})
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from . import protocol
 from .errors import M2DError, ProtocolError
-from .protocol import GenerateRequest, SmplMeshRequest
+from .protocol import GenerateRequest, ProbeRequest, SmplMeshRequest
 
 RUNTIME_MODULES = ("torch", "numpy", "scipy", "librosa", "soundfile", "soxr", "safetensors")
 """What a generation needs besides the standard library."""
@@ -220,8 +220,8 @@ class Worker:
         request_id = message.get("id")
         started = time.monotonic()
         try:
-            cmd, request_id, req = protocol.parse_request(message)
-            if cmd == protocol.ProbeRequest.CMD:
+            _, request_id, req = protocol.parse_request(message)
+            if isinstance(req, ProbeRequest):
                 self.channel.send(protocol.PROBE, id=request_id, **probe())
                 return
             missing = _missing_runtime_message()
