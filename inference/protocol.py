@@ -229,6 +229,8 @@ class TakeInfo:
     regenerated: Optional[tuple] = None
     source: str = ""
     pins: int = 0
+    floor_shift: float = 0.0
+    """Metres the dance was raised on a character (its edits keep the height; 0 on SMPL armatures)."""
 
     @classmethod
     def of_request(cls, request: GenerateRequest, **fields) -> "TakeInfo":

@@ -99,6 +99,16 @@ def _set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     fcurve.update()
 
 
+@dataclass(frozen=True)
+class Channel:
+    """One F-curve's worth of new keys: ``values`` (F,) on the keys' frames."""
+
+    path: str
+    index: int
+    values: np.ndarray
+    group: str
+
+
 @dataclass
 class Keys:
     """A take's key values for one armature rest pose, ready to write (made off the main thread)."""
@@ -111,6 +121,15 @@ class Keys:
     poses: np.ndarray  # (F, 72) the motion at the frames' times, to redo the keys for another rest pose
     trans: np.ndarray  # (F, 3)
     audio_start: float
+
+    def channels(self) -> list[Channel]:
+        """Every F-curve of the take: per SMPL bone (the root's location first) its quaternion."""
+        out = []
+        for j, bone in enumerate(sk.JOINT_NAMES):
+            if j == 0:
+                out += [Channel(LOCATION_PATH.format(bone), i, self.loc[:, i], bone) for i in range(3)]
+            out += [Channel(ROTATION_PATH.format(bone), i, self.quats[:, j, i], bone) for i in range(4)]
+        return out
 
     def for_rest(self, rest: np.ndarray, pelvis: np.ndarray) -> "Keys":
         """These keys for an armature whose rest pose is ``rest``/``pelvis`` (recomputed if it differs)."""
@@ -129,25 +148,28 @@ def prepare_keys(npz_path, frames, seconds, rest: np.ndarray, pelvis: np.ndarray
 
 
 class ActionWriter:
-    """Writes a new take's F-curves a few bones at a time (slotted action API, bulk writes).
+    """Writes a new take's F-curves a few at a time (slotted action API, bulk writes).
 
+    ``keys``: anything with ``frames`` and ``channels()`` (:class:`Keys`, a character's keys).
     The action stays unassigned until the take is applied. Between steps it is
     looked up again by name and session id, so an undo in between is noticed.
     """
 
-    def __init__(self, name: str, slot_name: str, keys: Keys):
+    def __init__(self, name: str, slot_name: str, keys):
         import bpy
 
         self.keys = keys
+        self._channels = keys.channels()
         action = bpy.data.actions.new(name)
         action.slots.new(id_type="OBJECT", name=slot_name)
         action.layers.new("Dance").strips.new(type="KEYFRAME")
         self._name, self._uid = action.name, action.session_uid
-        self.next_joint = 0
+        self._next = 0
+        self._groups = {}
 
     @property
     def done(self) -> bool:
-        return self.next_joint >= sk.NUM_JOINTS
+        return self._next >= len(self._channels)
 
     def action(self):
         import bpy
@@ -158,25 +180,22 @@ class ActionWriter:
                            "generate again.")
         return action
 
+    def _group(self, channels, name: str):
+        if name not in self._groups:
+            self._groups[name] = channels.groups.new(name)
+        return self._groups[name]
+
     def step(self, budget: float | None = None) -> bool:
-        """Write bones until ``budget`` seconds have passed (at least one; all if None); True when done."""
+        """Write F-curves until ``budget`` seconds have passed (at least one; all if None); True when done."""
         action = self.action()
         channels = action.layers[0].strips[0].channelbag(action.slots[0], ensure=True)
         frames, started = self.keys.frames, time.perf_counter()
         while not self.done:
-            j = self.next_joint
-            bone = sk.JOINT_NAMES[j]
-            group = channels.groups.new(bone)
-            if j == 0:
-                for i in range(3):
-                    fc = channels.fcurves.new(LOCATION_PATH.format(bone), index=i)
-                    fc.group = group
-                    _set_keys(fc, frames, self.keys.loc[:, i])
-            for i in range(4):
-                fc = channels.fcurves.new(ROTATION_PATH.format(bone), index=i)
-                fc.group = group
-                _set_keys(fc, frames, self.keys.quats[:, j, i])
-            self.next_joint += 1
+            channel = self._channels[self._next]
+            fc = channels.fcurves.new(channel.path, index=channel.index)
+            fc.group = self._group(channels, channel.group)
+            _set_keys(fc, frames, channel.values)
+            self._next += 1
             if budget is not None and time.perf_counter() - started > budget:
                 break
         if self.done:
@@ -250,19 +269,18 @@ class SplicedTakeWriter(ActionWriter):
 
     Where a sparse source has no key on ``first - 1`` (or ``last + 1``) but keys beyond it, a linear key
     holding the source's value there is added, so the motion outside the range stays the source's.
-    Without a source the take holds the new keys only.
+    Without a source the take holds the new keys only. ``keep_outside=False``: the new channels hold the
+    new keys only (a fresh take on a character that keeps its other animation, fingers, face …).
     """
 
-    def __init__(self, name: str, slot_name: str, keys: Keys, source=None):
+    def __init__(self, name: str, slot_name: str, keys, source=None, keep_outside: bool = True):
         super().__init__(name, slot_name, keys)
         self._source = None if source is None else (source.name, source.session_uid)
-        generated = [(ROTATION_PATH.format(b), i) for b in sk.JOINT_NAMES for i in range(4)]
-        generated[4:4] = [(LOCATION_PATH.format(ROOT), i) for i in range(3)]  # after the pelvis rotation
-        self._generated = set(generated)
+        self._new = {(c.path, c.index): c for c in self._channels}
+        self._generated = set(self._new)
+        self._keep_outside = keep_outside
         existing = [(fc.data_path, fc.array_index) for fc in action_channels(source)] if source else []
-        self._items = existing + [g for g in generated if g not in set(existing)]
-        self._next = 0
-        self._groups = {}
+        self._items = existing + [g for g in self._new if g not in set(existing)]
 
     @property
     def done(self) -> bool:
@@ -279,17 +297,6 @@ class SplicedTakeWriter(ActionWriter):
                            "Nothing was changed; regenerate again.")
         return action
 
-    def _values(self, path: str, index: int) -> np.ndarray:
-        if path == LOCATION_PATH.format(ROOT):
-            return self.keys.loc[:, index]
-        bone = path[len('pose.bones["'):-len('"].rotation_quaternion')]
-        return self.keys.quats[:, sk.JOINT_INDEX[bone], index]
-
-    def _group(self, channels, name: str):
-        if name not in self._groups:
-            self._groups[name] = channels.groups.new(name)
-        return self._groups[name]
-
     def step(self, budget: float | None = None) -> bool:
         action, source = self.action(), self.source()
         channels = action.layers[0].strips[0].channelbag(action.slots[0], ensure=True)
@@ -302,17 +309,17 @@ class SplicedTakeWriter(ActionWriter):
             fc = channels.fcurves.new(path, index=index)
             group = src.group.name if src is not None and src.group is not None else None
             if group is None and (path, index) in self._generated:
-                group = path.split('"')[1]  # the bone's name
+                group = self._new[(path, index)].group
             if group:
                 fc.group = self._group(channels, group)
-            if src is not None:
+            if src is not None and (self._keep_outside or (path, index) not in self._generated):
                 for setting in CURVE_SETTINGS:
                     setattr(fc, setting, getattr(src, setting))
             if (path, index) not in self._generated:
                 write_keys(fc, read_keys(src))
             else:
-                parts = [linear_keys(fc, frames, self._values(path, index))]
-                if src is not None:
+                parts = [linear_keys(fc, frames, self._new[(path, index)].values)]
+                if src is not None and self._keep_outside:
                     kept = read_keys(src)
                     at = key_frames(kept)
                     parts.append(select_keys(kept, (at < first) | (at > last)))
@@ -325,7 +332,7 @@ class SplicedTakeWriter(ActionWriter):
                 break
         if self.done:
             lo, hi = first, last
-            if source is not None:
+            if source is not None and self._keep_outside:
                 lo, hi = min(lo, source.frame_range[0]), max(hi, source.frame_range[1])
             action.use_frame_range = True
             action.frame_start, action.frame_end = lo, hi

@@ -44,12 +44,13 @@ PRESET_ITEMS = tuple((key, label, description) for key, (label, description, _) 
 
 
 def dancer_of(obj):
-    """The SMPL armature of ``obj`` (itself, or the armature a mesh is parented to), or None."""
+    """The armature of ``obj`` (itself, or the armature a mesh is parented to), or None: Music2Dance's
+    SMPL armature or the animator's own character."""
     if obj is None:
         return None
     if obj.type != "ARMATURE" and obj.parent is not None and obj.parent.type == "ARMATURE":
         obj = obj.parent
-    return obj if obj.type == "ARMATURE" and not rig.missing_bones(obj) else None
+    return obj if obj.type == "ARMATURE" else None
 
 
 def export(context, rig_obj, filepath: str, preset: str = "GENERIC") -> None:

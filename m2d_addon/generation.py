@@ -19,9 +19,10 @@ import bpy
 import numpy as np
 
 from ..inference.config import CONFIG_FILE, WEIGHTS_FILE
+from ..inference.dance import Dance
 from ..inference.errors import Cancelled, M2DError
 from ..inference.protocol import TAKE_KEY, GenerateRequest, SmplMeshRequest, TakeInfo
-from . import bridge, rig, timing
+from . import bridge, character, rig, timing
 from .common import EXTENSION_DIR, preferences, user_dir
 from .props import chosen_strip, sound_strips
 
@@ -41,6 +42,10 @@ class Plan:
     smpl_model: str | None = None
     save_npz: str | None = None
     temp_files: list = field(default_factory=list)
+    retarget: object = None
+    """A character's :class:`~inference.retarget.character.Retarget` (None: SMPL armature)."""
+    warnings: list = field(default_factory=list)
+    """What the report should mention besides the result (bones that constraints move …)."""
 
 
 def sound_path(strip) -> tuple[str, bool]:
@@ -88,12 +93,25 @@ def take_info(action) -> TakeInfo | None:
     return TakeInfo.from_dict(action.get(TAKE_KEY)) if action is not None else None
 
 
+def check_target(obj) -> None:
+    """M2DError unless ``obj`` can dance: Music2Dance's SMPL armature or a humanoid character."""
+    if obj is None:
+        raise M2DError("No armature is selected. Select an armature (SMPL, or your own character), or set "
+                       "Armature to New.")
+    if obj.type != "ARMATURE":
+        raise M2DError(f"The selected object '{obj.name}' is a {obj.type.lower()}, not an armature. "
+                       "Select an armature, or set Armature to New.")
+    if character.is_character(obj):
+        character.bone_map_of(obj).check(obj.data.bones.keys(), owner=f"'{obj.name}'")
+        character.check_editable(obj)
+
+
 def target_armature(context):
     """The armature the dance goes to: None for a new one, else the checked active object."""
     if context.scene.m2d.target == "NEW":
         return None
     obj = context.active_object
-    rig.check_armature(obj)
+    check_target(obj)
     return obj
 
 
@@ -113,7 +131,7 @@ def why_not(context) -> str | None:
             return "Switch to Object Mode to create a new armature"
     else:
         try:
-            rig.check_armature(context.active_object)
+            check_target(context.active_object)
         except M2DError as exc:
             return str(exc)
         if context.mode not in ("OBJECT", "POSE"):
@@ -149,10 +167,12 @@ def make_plan(context, save_npz: str = "") -> Plan:
     fd, output = tempfile.mkstemp(prefix="dance-", suffix=".npz", dir=user_dir("work"))
     os.close(fd)
     request = engine_request(settings, audio, frames, weights, output, settings.seed)
+    retarget = character.retarget_for(target) if character.is_character(target) else None
     return Plan(strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), frames=frames,
                 timing=strip_timing, target_name=target.name if target else None, request=request,
                 smpl_model=smpl_model, save_npz=save_npz or None,
-                temp_files=[output, audio] if audio_is_temporary else [output])
+                temp_files=[output, audio] if audio_is_temporary else [output], retarget=retarget,
+                warnings=character.warnings(retarget) if retarget is not None else [])
 
 
 def _new_rig(context, body: dict | None):
@@ -186,6 +206,8 @@ def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = No
     This is the only step that changes the scene. If it fails half-way, what was
     created is removed again.
     """
+    if plan.retarget is not None:
+        return _apply_to_character(context, plan, keys, action, npz_path)
     created = [action]
     try:
         if plan.target_name is None:
@@ -214,6 +236,33 @@ def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = No
         add_take(obj, action)
     except BaseException:
         _remove(created)
+        raise
+    return obj, action
+
+
+def _apply_to_character(context, plan: Plan, keys, action, npz_path=None):
+    """:func:`apply` for a character: the take and the bone map it was made with go on its armature."""
+    try:
+        obj = bpy.data.objects.get(plan.target_name)
+        if obj is None:
+            raise M2DError(f"The armature '{plan.target_name}' was removed while the dance was being made.")
+        now = character.read_character(obj)
+        before = plan.retarget.character
+        if (now.bone_names != before.bone_names or not np.allclose(now.rest, before.rest, atol=1e-5)
+                or not np.allclose(now.world, before.world, atol=1e-6) or now.rotation_modes != before.rotation_modes):
+            raise M2DError(f"'{obj.name}' was changed (rest pose, bones, transform or rotation modes) while the "
+                           "dance was being made. Nothing was changed; generate again.")
+        action[TAKE_KEY] = TakeInfo.of_request(
+            plan.request, audio=plan.audio_path, strip=plan.strip_name, audio_start=float(keys.audio_start),
+            frame_start=int(keys.frames[0]), frame_end=int(keys.frames[-1]), fps=float(plan.timing.fps),
+            floor_shift=float(keys.motion.floor_shift),
+        ).to_dict()
+        if plan.save_npz and npz_path:
+            Path(plan.save_npz).write_bytes(Path(npz_path).read_bytes())
+        character.store_map(obj, plan.retarget.bone_map)
+        add_take(obj, action)
+    except BaseException:
+        _remove([action])
         raise
     return obj, action
 
@@ -331,17 +380,31 @@ class Generation:
     def _prepare_args(self):
         """What phase 2 needs from Blender, read on the main thread."""
         frames = self.plan.frames.frames
-        rest, pelvis = self._rest()
+        rest, pelvis = (None, None) if self.plan.retarget is not None else self._rest()
         return self.results[0]["output"], frames, self.plan.timing.seconds_at(frames), rest, pelvis
 
     def _make_keys(self, args):
         """Phase 2, numbers only (runs on a thread): the engine's output as key values."""
-        return bridge.prepare_keys(*args)
+        if self.plan.retarget is None:
+            return bridge.prepare_keys(*args)
+        npz, frames, seconds, _, _ = args
+        dance = Dance.load(npz)
+        poses, trans = bridge.sample_at_times(dance, seconds)
+        contacts = character.sample_contacts(dance.contacts, dance.fps, dance.audio_start, seconds)
+        retarget = self.plan.retarget
+        return character.character_keys(retarget, character.family_of(retarget.bone_map), frames, poses, trans,
+                                        contacts, self.plan.timing.fps, dance.audio_start)
 
     def _write(self, budget: float | None) -> bool:
         """Phase 3, one slice of at most ``budget`` seconds (all if None); True when every key is written."""
         if self.writer is None:
-            self.writer = bridge.ActionWriter(TAKE_NAME, self.plan.target_name or rig.RIG_NAME, self.keys)
+            name = self.plan.target_name or rig.RIG_NAME
+            if self.plan.retarget is None:
+                self.writer = bridge.ActionWriter(TAKE_NAME, name, self.keys)
+            else:  # the character's other animation (fingers, face …) stays in the new take
+                obj = bpy.data.objects.get(name)
+                current = obj.animation_data.action if obj is not None and obj.animation_data else None
+                self.writer = bridge.SplicedTakeWriter(TAKE_NAME, name, self.keys, current, keep_outside=False)
             return False
         return self.writer.step(budget)
 

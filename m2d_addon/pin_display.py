@@ -67,7 +67,10 @@ def refresh_markers(scene) -> None:
 
 
 def pinned_bone_names(obj) -> set[str]:
+    """The armature's bones that enabled pins hold (a character's: those its bone map gives the joints)."""
     names = set()
+    bone_of = {j: b for j, b in ((item.joint, item.bone) for item in obj.m2d.bone_map) if b}
+    rename = (lambda joint: bone_of.get(joint)) if bone_of else (lambda joint: joint)
     for pin in obj.m2d.pins:
         if not pin.enabled:
             continue
@@ -75,9 +78,10 @@ def pinned_bone_names(obj) -> set[str]:
             joints = pinned_joints(pin.kind, pin.bones)
         except M2DError:
             continue
-        names.update(sk.JOINT_NAMES[j] for j in joints)
+        names.update(rename(sk.JOINT_NAMES[j]) for j in joints)
         if root_axes(pin.kind, pin.horizontal_only):
-            names.add(bridge.ROOT)
+            names.add(rename(bridge.ROOT))
+    names.discard(None)
     return names
 
 

@@ -187,6 +187,40 @@ def keyed_frames(action) -> list[int]:
     return sorted(found)
 
 
+class SmplView:
+    """Music2Dance's own SMPL armature, read as it is (the counterpart of
+    :class:`~.character.CharacterView`, which shows a character the same way)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+        self.rest, self.pelvis = bridge.bone_rest(obj)
+
+    def sample(self, action, frames) -> tuple[np.ndarray, np.ndarray]:
+        return sample_take(self.obj, action, frames)
+
+    def current_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return current_pose(self.obj)
+
+    def keyed_frames(self, action) -> list[int]:
+        return keyed_frames(action)
+
+    def joints_of_bones(self, bone_names) -> list[str]:
+        return [n for n in bone_names if n in sk.JOINT_INDEX]
+
+    def bone_of_joint(self, joint: str) -> str | None:
+        return joint
+
+
+def view_of(obj):
+    """How pins and edits read ``obj``: as SMPL pose-bone quaternions, whatever armature it is."""
+    from . import character
+
+    if character.is_character(obj):
+        return character.CharacterView.of(obj)
+    check_quaternion_bones(obj)
+    return SmplView(obj)
+
+
 # ----------------------------------------------------------------------------- the model's frames
 
 
@@ -261,12 +295,12 @@ class PinSpec:
             return None
         return dataclasses.replace(self, first=a, last=b)
 
-    def scene_values(self, obj) -> tuple[np.ndarray, np.ndarray]:
+    def scene_values(self, view) -> tuple[np.ndarray, np.ndarray]:
         """(F, 24, 4) quaternions and (F, 3) root locations on the pin's whole scene frames."""
         frames = np.arange(self.first, self.last + 1)
         if self.is_pose:
             return np.repeat(self.pose[None], len(frames), 0), np.repeat(self.location[None], len(frames), 0)
-        return sample_take(obj, self.action, frames)
+        return view.sample(self.action, frames)
 
 
 def spec_of(pin) -> PinSpec:
@@ -399,18 +433,17 @@ class _SceneTable:
                        f"{frame}: they hold different {what}. Disable, edit or remove one of them.")
 
 
-def _table(obj, specs) -> "_SceneTable":
-    rest, head = bridge.bone_rest(obj)
-    table = _SceneTable.over(specs, rest[0], head)
+def _table(view, specs) -> "_SceneTable":
+    table = _SceneTable.over(specs, view.rest[0], view.pelvis)
     for i, spec in enumerate(specs):
-        table.add(i, spec, *spec.scene_values(obj))
+        table.add(i, spec, *spec.scene_values(view))
     return table
 
 
 def check_contradictions(obj, specs) -> None:
     """M2DError when two pins hold different values for one bone (or the root) on one scene frame."""
     if specs:
-        _table(obj, specs)
+        _table(view_of(obj), specs)
 
 
 def _model_frames(spec: PinSpec, fmap: FrameMap, count: int) -> np.ndarray:
@@ -423,29 +456,30 @@ def _model_frames(spec: PinSpec, fmap: FrameMap, count: int) -> np.ndarray:
     return frames if len(frames) else nearest
 
 
-def build(obj, specs, fmap: FrameMap, written: tuple[int, int], source=None):
+def build(view, specs, fmap: FrameMap, written: tuple[int, int], source=None):
     """The engine's Constraints on ``fmap``'s model frames, and the key values pins dictate on ``written``.
 
-    ``specs`` are checked against each other first (:func:`check_contradictions`).
-    ``source``: the take whose rotations on the frame before ``written`` set the signs of the new keys.
+    ``view``: the armature as :func:`view_of` reads it. ``specs`` are checked against each other first
+    (:func:`check_contradictions`). ``source``: the take whose rotations on the frame before ``written``
+    set the signs of the new keys.
     """
-    rest, pelvis = bridge.bone_rest(obj)
+    rest, pelvis = view.rest, view.pelvis
     count = fmap.num_frames
     constraints = Constraints.empty(count)
     frames = np.arange(written[0], written[1] + 1)
     overrides = Overrides.empty(frames, rest[0], pelvis)
     if source is not None:
-        overrides.anchor = sample_take(obj, source, [written[0] - 1])[0][0]
+        overrides.anchor = view.sample(source, [written[0] - 1])[0][0]
     if not specs:
         return constraints, overrides
-    table = _table(obj, specs)
+    table = _table(view, specs)
     # Range pins first, then poses on the model frames still free ("first wins": they agree on scene frames).
     for spec in sorted(specs, key=lambda s: s.is_pose):
         k = _model_frames(spec, fmap, count)
         if spec.is_pose:
             quats, loc = np.repeat(spec.pose[None], len(k), 0), np.repeat(spec.location[None], len(k), 0)
         else:
-            quats, loc = sample_take(obj, spec.action, fmap.scene_frames(k))
+            quats, loc = view.sample(spec.action, fmap.scene_frames(k))
         poses, trans = bridge.smpl_from_channels(quats, loc, rest, pelvis)
         poses = poses.reshape(len(k), sk.NUM_JOINTS, 3)
         for j in spec.joints:

@@ -159,6 +159,27 @@ class M2D_PG_pin(PropertyGroup):
                                   size=3)
 
 
+def _search_bones(self, context, edit_text):
+    obj = self.id_data
+    names = [b.name for b in obj.data.bones] if obj is not None and obj.type == "ARMATURE" else []
+    return [n for n in names if edit_text.lower() in n.lower()]
+
+
+def _bone_edited(self, context):
+    obj = self.id_data
+    if obj is not None and obj.m2d.bone_map_family != "CUSTOM":
+        obj.m2d.bone_map_family = "CUSTOM"
+
+
+class M2D_PG_bone(PropertyGroup):
+    """One row of a character's bone map: which of its bones plays an SMPL joint."""
+
+    joint: StringProperty(name="Joint", description="The SMPL joint (pelvis, left_hip …)")
+    bone: StringProperty(name="Bone", description="The armature's bone that plays this joint; empty: none "
+                                                  "(the joint's motion is carried by its parent's bone)",
+                         search=_search_bones, update=_bone_edited)
+
+
 class M2D_PG_rig(PropertyGroup):
     """An armature's takes and pins: ``object.m2d``."""
 
@@ -167,6 +188,11 @@ class M2D_PG_rig(PropertyGroup):
     active_take: IntProperty(name="Take", description="The take the armature plays; choose one to "
                                                       "switch to it", default=0, min=0, update=_use_take)
     is_dancer: BoolProperty(name="Dancer", description="Made by Music2Dance", default=False)
+    bone_map: CollectionProperty(name="Bone Map", description="SMPL joint -> this armature's bone: how the "
+                                 "dance is carried onto a character", type=M2D_PG_bone)
+    active_bone: IntProperty(name="Joint", description="The row selected in the bone map", default=0, min=0)
+    bone_map_family: StringProperty(name="Rig", description="The rig table the bone map came from (MIXAMO, UE5 "
+                                    "…), NAMES for the name matcher, CUSTOM once edited")
     pins: CollectionProperty(name="Pins", description="What regenerating keeps", type=M2D_PG_pin)
     active_pin: IntProperty(name="Pin", description="The pin selected in the list", default=0, min=0)
     pin_bone_colors: StringProperty(name="Bone Colours", description="The bone colours that pinned bones had "
@@ -174,7 +200,7 @@ class M2D_PG_rig(PropertyGroup):
                                     options={"HIDDEN"})
 
 
-classes = (M2D_PG_settings, M2D_PG_take, M2D_PG_pin, M2D_PG_rig)
+classes = (M2D_PG_settings, M2D_PG_take, M2D_PG_pin, M2D_PG_bone, M2D_PG_rig)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 

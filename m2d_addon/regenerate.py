@@ -34,7 +34,8 @@ import numpy as np
 from ..inference.config import CONFIG_FILE, M2DConfig
 from ..inference.errors import M2DError
 from ..inference.protocol import TAKE_KEY, GenerateRequest, TakeInfo, generate_command
-from . import bridge, fbx, generation, pins, rig, timing
+from ..inference.dance import Dance
+from . import bridge, character, fbx, generation, pins, rig, timing
 from .common import preferences, user_dir
 from .generation import TAKE_NAME, add_take, engine_request, sound_path, take_info, weights_path
 from .props import chosen_strip, sound_strips
@@ -60,6 +61,7 @@ class EditPlan:
     requests: list[GenerateRequest]  # one per seed
     pinned: int  # the armature's pins met (besides kept stretches and keyed poses)
     temp_files: list = field(default_factory=list)
+    retarget: object = None  # a character's Retarget (its floor_shift is the source take's); None for SMPL
 
     @property
     def seeds(self) -> list[int]:
@@ -76,10 +78,9 @@ def take_frames(action) -> tuple[int, int]:
 
 
 def dancer(context):
-    """The active SMPL armature (or the armature of the active body mesh); M2DError saying why not."""
+    """The active armature (or the armature of the active body mesh), checked; M2DError saying why not."""
     obj = fbx.dancer_of(context.active_object)
-    if obj is None:
-        rig.check_armature(context.active_object)  # raises with the reason
+    generation.check_target(obj if obj is not None else context.active_object)
     return obj
 
 
@@ -210,12 +211,13 @@ def _plan_inbetween(inputs: _Inputs) -> _Edit:
                               settings.frame_start, settings.frame_end)
     written = (span.first, span.last)
     user = _user_specs(obj, *written, inputs.strip.name)
-    keyed = [f for f in pins.keyed_frames(source) if written[0] <= f <= written[1]] if source else []
+    view = pins.view_of(obj)
+    keyed = [f for f in view.keyed_frames(source) if written[0] <= f <= written[1]] if source else []
     if len(keyed) > max(8, (written[1] - written[0] + 1) // 2):
         raise M2DError(f"'{source.name}' is keyed on {len(keyed)} of frames {written[0]}-{written[1]}: "
                        "in-betweening goes through a few key poses. To sample a take again around its pins, "
                        "use Regenerate.")
-    quats, loc = pins.sample_take(obj, source, keyed) if keyed else (None, None)
+    quats, loc = view.sample(source, keyed) if keyed else (None, None)
     specs = user + [pins.PinSpec.pose_at(f"key on frame {f}", f, quats[i], loc[i]) for i, f in enumerate(keyed)]
     poses = {s.first for s in specs if s.is_pose}
     if len(poses) < 2:
@@ -242,7 +244,7 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
     if source is None and mode != "INBETWEEN":
         raise M2DError(f"The armature '{obj.name}' has no take yet. Generate a dance first, then regenerate "
                        "parts of it.")
-    pins.check_quaternion_bones(obj)
+    view = pins.view_of(obj)
     strip = music_strip(context, source)
     strip_timing = timing.strip_timing(strip, context.scene)
     weights = weights_path(prefs)
@@ -257,8 +259,8 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
     span, written, specs = edit.span, edit.written, edit.specs
 
     fmap = pins.FrameMap(strip_timing, span.audio_start, config.fps, span.last)
-    constraints, overrides = pins.build(obj, specs, fmap, written, source)
-    rest, pelvis = bridge.bone_rest(obj)
+    constraints, overrides = pins.build(view, specs, fmap, written, source)
+    rest, pelvis = view.rest, view.pelvis
     temp = []
     try:
         constraints_path = None
@@ -284,15 +286,30 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
     return EditPlan(mode=mode, target_name=obj.name, source_name=source.name if source else None,
                     strip_name=strip.name, audio_path=bpy.path.abspath(strip.sound.filepath), timing=strip_timing,
                     span=span, written=written, overrides=overrides, rest=rest, pelvis=pelvis, requests=requests,
-                    pinned=edit.pinned, temp_files=temp)
+                    pinned=edit.pinned, temp_files=temp, retarget=getattr(view, "retarget", None))
 
 
-def prepare_keys(npz_path, plan: EditPlan) -> bridge.Keys:
-    """The new keys on the written frames (numbers only: runs on a thread)."""
+def prepare_keys(npz_path, plan: EditPlan):
+    """The new keys on the written frames (numbers only: runs on a thread).
+
+    On a character the pinned SMPL values are carried over as they are (a pinned pose comes back as
+    it was posed); feet are corrected only away from pinned legs, the hips away from a pinned root.
+    """
     frames = np.arange(plan.written[0], plan.written[1] + 1)
-    keys = bridge.prepare_keys(npz_path, frames, plan.timing.seconds_at(frames), plan.rest, plan.pelvis)
+    seconds = plan.timing.seconds_at(frames)
+    keys = bridge.prepare_keys(npz_path, frames, seconds, plan.rest, plan.pelvis)
     quats, loc = plan.overrides.apply(keys.quats, keys.loc, keys.trans)
-    return bridge.Keys(keys.frames, quats, loc, keys.rest, keys.pelvis, keys.poses, keys.trans, keys.audio_start)
+    if plan.retarget is None:
+        return bridge.Keys(keys.frames, quats, loc, keys.rest, keys.pelvis, keys.poses, keys.trans,
+                           keys.audio_start)
+    poses, trans = bridge.smpl_from_channels(quats, loc, plan.rest, plan.pelvis)
+    dance = Dance.load(npz_path)
+    contacts = character.sample_contacts(dance.contacts, dance.fps, dance.audio_start, seconds)
+    retarget = plan.retarget
+    return character.character_keys(retarget, character.family_of(retarget.bone_map), frames, poses, trans,
+                                    contacts, plan.timing.fps, keys.audio_start,
+                                    hold=character.hold_weights(plan.overrides, plan.timing.fps),
+                                    floor_shift=retarget.floor_shift)
 
 
 def apply(context, plan: EditPlan, actions: list):
@@ -300,9 +317,13 @@ def apply(context, plan: EditPlan, actions: list):
     obj = bpy.data.objects.get(plan.target_name)
     if obj is None:
         raise M2DError(f"The armature '{plan.target_name}' was removed while its takes were being made.")
-    rig.check_armature(obj)
-    rest, pelvis = bridge.bone_rest(obj)
-    if not (np.allclose(rest, plan.rest, atol=1e-5) and np.allclose(pelvis, plan.pelvis, atol=1e-6)):
+    view = pins.view_of(obj)
+    changed = not (np.allclose(view.rest, plan.rest, atol=1e-5) and np.allclose(view.pelvis, plan.pelvis, atol=1e-6))
+    if plan.retarget is not None:
+        now, before = view.retarget.character, plan.retarget.character
+        changed = changed or now.bone_names != before.bone_names or not np.allclose(now.rest, before.rest, atol=1e-5) \
+            or not np.allclose(now.world, before.world, atol=1e-6) or now.rotation_modes != before.rotation_modes
+    if changed:
         raise M2DError(f"The rest pose of '{obj.name}' changed while its takes were being made. Nothing was "
                        "changed; regenerate again.")
     source = bpy.data.actions.get(plan.source_name) if plan.source_name else None
@@ -313,6 +334,7 @@ def apply(context, plan: EditPlan, actions: list):
             frame_start=int(min(take[0], plan.written[0])), frame_end=int(max(take[1], plan.written[1])),
             fps=float(plan.timing.fps), mode=plan.mode, regenerated=tuple(plan.written),
             source=plan.source_name or "", pins=int(plan.pinned),
+            floor_shift=float(plan.retarget.floor_shift) if plan.retarget is not None else 0.0,
         ).to_dict()
     for action in actions:
         add_take(obj, action)
@@ -382,7 +404,7 @@ def export_constraints(context, filepath: str) -> str:
     """
     scene, settings = context.scene, context.scene.m2d
     obj, source = edit_target(context)
-    pins.check_quaternion_bones(obj)
+    view = pins.view_of(obj)
     strip = music_strip(context, source)
     strip_timing = timing.strip_timing(strip, scene)
     span = timing.plan_frames(strip_timing, strip.name, settings.range_mode == "STRIP",
@@ -392,7 +414,7 @@ def export_constraints(context, filepath: str) -> str:
     if not specs:
         raise M2DError(f"'{obj.name}' has no enabled pins to export. Add pins first.")
     fmap = pins.FrameMap(strip_timing, span.audio_start, config.fps, span.last)
-    constraints, _ = pins.build(obj, specs, fmap, (span.first, span.last))
+    constraints, _ = pins.build(view, specs, fmap, (span.first, span.last))
     path = bpy.path.abspath(filepath)
     if not os.path.isdir(os.path.dirname(path) or "."):
         raise M2DError(f"The folder of {path} does not exist.")

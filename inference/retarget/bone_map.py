@@ -116,13 +116,13 @@ class BoneMap:
                            f"Use {', '.join(sk.JOINT_NAMES[:4])} ….")
         return cls({j: str(b) for j, b in bones.items() if b}, str(data.get("family", "CUSTOM")))
 
-    def check(self, bone_names) -> None:
+    def check(self, bone_names, owner: str = "The armature") -> None:
         """Raise M2DError naming what is wrong: a bone that does not exist, a bone used twice,
-        a required joint without a bone."""
+        a required joint without a bone. ``owner``: how the message names the armature."""
         existing = set(bone_names)
         absent = [f"{j} -> {b}" for j, b in self.bones.items() if b and b not in existing]
         if absent:
-            raise M2DError(f"The bone map names bones this armature does not have ({'; '.join(absent)}). "
+            raise M2DError(f"The bone map of {owner} names bones it does not have ({'; '.join(absent)}). "
                            "Pick them again in the Dance panel's bone map, or click Auto-map.")
         used: dict[str, list[str]] = {}
         for j, b in self.bones.items():
@@ -130,11 +130,11 @@ class BoneMap:
                 used.setdefault(b, []).append(j)
         twice = [f"{b} ({', '.join(js)})" for b, js in used.items() if len(js) > 1]
         if twice:
-            raise M2DError(f"The bone map uses a bone for more than one joint: {'; '.join(twice)}. "
+            raise M2DError(f"The bone map of {owner} uses a bone for more than one joint: {'; '.join(twice)}. "
                            "Each joint needs its own bone.")
         missing = self.missing()
         if missing:
-            raise M2DError(f"This armature does not look humanoid: no bone found for {', '.join(missing)}. "
+            raise M2DError(f"{owner} does not look humanoid: no bone found for {', '.join(missing)}. "
                            "Map them by hand in the Dance panel's bone map (SMPL joint -> bone) and "
                            "generate again.")
 

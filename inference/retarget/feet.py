@@ -132,9 +132,11 @@ def stand_on_floor(retarget: Retarget, rotations: np.ndarray, hips: np.ndarray, 
     return shift
 
 
-def _raise_end(rotations: np.ndarray, pivot: np.ndarray, end: np.ndarray, floor: float) -> np.ndarray:
+def _raise_end(rotations: np.ndarray, pivot: np.ndarray, end: np.ndarray, floor: float,
+               weight: np.ndarray | None = None) -> np.ndarray:
     """(F, 3, 3) a bone's world ``rotations`` turned up about ``pivot`` (F, 3) on the frames where the
-    point ``end`` (F, 3) it carries is below ``floor``: just enough to put it on the floor, same heading."""
+    point ``end`` (F, 3) it carries is below ``floor``: just enough to put it on the floor, same heading
+    (``weight`` (F,): that share of the turn, 0 where the bone must stay)."""
     vec = end - pivot
     length = np.linalg.norm(vec, axis=-1)
     below = (end[:, 2] < floor) & (pivot[:, 2] > floor - length)
@@ -145,23 +147,28 @@ def _raise_end(rotations: np.ndarray, pivot: np.ndarray, end: np.ndarray, floor:
     flat = normalize(flat)
     rise = np.clip((floor - pivot[:, 2]) / np.maximum(length, 1e-9), -1.0, 1.0)
     wanted = length[:, None] * (flat * np.sqrt(1 - rise ** 2)[:, None] + np.array([0.0, 0.0, 1.0]) * rise[:, None])
+    turn = swing(vec[below], wanted[below])
+    if weight is not None:
+        turn = sk.axis_angle_to_matrix(sk.matrix_to_axis_angle(turn) * weight[below, None])
     out = rotations.copy()
-    out[below] = swing(vec[below], wanted[below]) @ rotations[below]
+    out[below] = turn @ rotations[below]
     return out
 
 
-def flex_feet(retarget: Retarget, rotations: np.ndarray, hips: np.ndarray) -> np.ndarray:
+def flex_feet(retarget: Retarget, rotations: np.ndarray, hips: np.ndarray, hold=None) -> np.ndarray:
     """``rotations`` with feet and toes turned up where they would go below the floor: a foot about its
-    ankle until the ball is on the floor, then the toes about the ball until the tip is. Legs unchanged."""
+    ankle until the ball is on the floor, then the toes about the ball until the tip is. Legs unchanged;
+    ``hold`` (F, 3) as for :func:`plant_feet`."""
     out = np.array(rotations, float, copy=True)
-    for _, _, ankle, toe in LEGS:
+    for side, (_, _, ankle, toe) in enumerate(LEGS):
         for bone, end_bone in ((ankle, toe), (toe, None)):
             if bone not in retarget.slot:
                 continue
             i = retarget.slot[bone]
             heads, tails = retarget.heads(out, hips)
             end = heads[:, retarget.slot[end_bone]] if end_bone in retarget.slot else tails[:, i]
-            out[:, i] = _raise_end(out[:, i], heads[:, i], end, retarget.sole)
+            out[:, i] = _raise_end(out[:, i], heads[:, i], end, retarget.sole,
+                                   None if hold is None else np.asarray(hold, float)[:, side])
     return out
 
 

@@ -50,9 +50,9 @@ def transfer(retarget: Retarget, smpl_poses, smpl_trans, contacts, fps: float, h
     else:
         retarget.floor_shift = floor_shift
     hips = retarget.hips_position(trans)
-    rotations = flex_feet(retarget, rotations, hips)
+    rotations = flex_feet(retarget, rotations, hips, hold)
     rotations, hips = plant_feet(retarget, rotations, hips, joints, contacts, fps, hold)
-    rotations = flex_feet(retarget, rotations, hips)  # a moved foot may have met the floor anew
+    rotations = flex_feet(retarget, rotations, hips, hold)  # a moved foot may have met the floor anew
     return CharacterMotion(rotations, hips, retarget.floor_shift)
 
 

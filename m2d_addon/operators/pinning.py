@@ -91,11 +91,13 @@ class M2D_OT_pin_add(Operator):
             return first, scene.frame_preview_end
         return first, first + max(1, round(timing.scene_fps(scene))) - 1
 
-    def _bone_names(self, obj) -> str:
-        if self.bones.strip():
-            names = pins.parse_bones(self.bones)
+    def _bone_names(self, obj, view) -> str:
+        if self.bones.strip():  # SMPL names, or the character's own bone names
+            given = [n.strip() for n in self.bones.replace(";", ",").split(",") if n.strip()]
+            joints = view.joints_of_bones(given)
+            names = pins.parse_bones(", ".join(joints if len(joints) == len(given) else given))
         elif self.preset == "SELECTED":
-            names = pins.parse_bones(", ".join(_selected_bones(obj)))
+            names = pins.parse_bones(", ".join(view.joints_of_bones(_selected_bones(obj))))
         else:
             names = pins.parse_bones(pins.PRESET_GROUPS[self.preset])
         return ", ".join(names)
@@ -116,19 +118,19 @@ class M2D_OT_pin_add(Operator):
     @reports_errors
     def execute(self, context):
         obj = _dancer(context)
-        pins.check_quaternion_bones(obj)
+        view = pins.view_of(obj)
         first, last = self._frames(context)
         if first > last:
             raise M2DError(f"The range starts at frame {first}, after its end {last}.")
         _check_in_strip(context, obj, first, last)
-        bones = self._bone_names(obj) if self.kind == "BONES" else ""
+        bones = self._bone_names(obj, view) if self.kind == "BONES" else ""
         action = obj.animation_data.action if obj.animation_data is not None else None
         name = self.name or _unique(self._default_name(first, last, bones), {p.name for p in obj.m2d.pins})
         if self.kind == "POSE":
             if first == context.scene.frame_current:
-                pose, location = pins.current_pose(obj)  # as posed, keyed or not
+                pose, location = view.current_pose()  # as posed, keyed or not
             else:
-                quats, loc = pins.sample_take(obj, action, [first])
+                quats, loc = view.sample(action, [first])
                 pose, location = quats[0], loc[0]
             spec = pins.PinSpec.pose_at(name, first, pose, location)
         else:
@@ -213,13 +215,13 @@ current take"""
 
     def change(self, context, obj, index: int) -> set:
         pin = obj.m2d.pins[index]
-        pins.check_quaternion_bones(obj)
+        view = pins.view_of(obj)
         action = obj.animation_data.action if obj.animation_data is not None else None
         if pin.kind == "POSE":
             if pin.frame_start == context.scene.frame_current:
-                pose, location = pins.current_pose(obj)
+                pose, location = view.current_pose()
             else:
-                quats, loc = pins.sample_take(obj, action, [pin.frame_start])
+                quats, loc = view.sample(action, [pin.frame_start])
                 pose, location = quats[0], loc[0]
             spec = pins.PinSpec.pose_at(pin.name, pin.frame_start, pose, location)
         else:

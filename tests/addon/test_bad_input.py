@@ -72,11 +72,12 @@ def test_selected_object_not_an_armature(scene, song):
     fails_with("'Cube' is a mesh, not an armature")
 
 
-def test_armature_without_smpl_bones(scene, song):
+def test_armature_that_is_not_humanoid(scene, song):
+    """One bone is no character: the message names the joints without a bone and how to map them."""
     add_strip(scene, song)
     bpy.ops.object.armature_add()
     scene.m2d.target = "SELECTED"
-    fails_with("lacks the SMPL bones")
+    fails_with("'Armature' does not look humanoid", "no bone found for pelvis, left_hip", "bone map")
 
 
 def test_missing_weights(scene, song, prefs, tmp_path):
