@@ -1,6 +1,6 @@
 """Measurements of a dance shared by the clean-ups and the metrics: floor, feet, joint speed, kinematic beats.
 
-Pure NumPy/SciPy. Joint positions are ``(T, 24, 3)`` in metres, z-up, in
+NumPy only at import (SciPy inside :func:`kinematic_beats`): Blender's process reads contacts here. Joint positions are ``(T, 24, 3)`` in metres, z-up, in
 :mod:`inference.skeleton` order; constants are in seconds or metres so that
 they mean the same at any frame rate. Foot lock (:mod:`inference.cleanup.footlock`)
 holds a foot still exactly where the skating metric
@@ -13,9 +13,8 @@ one definition each, here.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import argrelextrema
 
+from . import motion as mo
 from . import skeleton as sk
 
 UP = 2
@@ -68,5 +67,22 @@ def kinematic_beats(joints, fps: float) -> np.ndarray:
     means time ``i / fps`` (Bailando's forward differences put it half a frame later).
     A motionless body has no beats.
     """
+    from scipy.ndimage import gaussian_filter1d  # here, not at import: Blender's process reads contacts
+    from scipy.signal import argrelextrema
+
     speed = gaussian_filter1d(mean_joint_speed(joints, fps), SPEED_SMOOTHING_SECONDS * fps, mode="reflect")
     return argrelextrema(speed, np.less)[0]
+
+
+def floor_contacts(joints, fps: float, floor: float | None = None) -> np.ndarray:
+    """(N, 4) contacts of a finished dance, in :data:`~inference.skeleton.CONTACT_JOINTS` order.
+
+    A joint is in contact (1) where its foot is on the floor (the foot's lower joint within
+    :data:`SKATE_HEIGHT` of it) and the joint is still by the rule that labelled the training
+    data (:func:`inference.motion.foot_contacts`), else 0.
+    """
+    joints = np.asarray(joints, np.float64)
+    floor = estimate_floor(joints) if floor is None else floor
+    on_floor = np.stack([joints[:, list(foot), UP].min(axis=1) - floor < SKATE_HEIGHT for foot in FEET], axis=1)
+    side = [next(f for f, foot in enumerate(FEET) if j in foot) for j in sk.CONTACT_INDICES]
+    return (mo.foot_contacts(joints, fps) * on_floor[:, side]).astype(np.float32)

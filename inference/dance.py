@@ -23,7 +23,7 @@ class Dance:
     smpl_poses: np.ndarray  # (N, 72) float32 axis-angle, SMPL joint order
     smpl_trans: np.ndarray  # (N, 3) float32 root position, metres, z-up
     joints: np.ndarray  # (N, 24, 3) float32 world joint positions (project FK)
-    contacts: np.ndarray  # (N, 4) float32 in [0, 1]: left/right ankle, left/right toe (footlock.floor_contacts)
+    contacts: np.ndarray  # (N, 4) float32 in [0, 1]: left/right ankle, left/right toe (analysis.floor_contacts)
     audio_start: float  # seconds into the music file of frame 0
     extras: dict = field(default_factory=dict)  # provenance: seed, steps, guidance, audio path
 

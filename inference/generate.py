@@ -15,7 +15,8 @@ import numpy as np
 
 from . import motion as mo
 from . import skeleton as sk
-from .cleanup.footlock import floor_contacts, lock_feet
+from .analysis import floor_contacts
+from .cleanup.footlock import lock_feet
 from .cleanup.limits import keep_within_limits
 from .cleanup.retime import beat_time_map, retime
 from .cleanup.silence import settle

@@ -8,7 +8,8 @@ from synthetic import noise_features
 
 from inference import analysis
 from inference import skeleton as sk
-from inference.cleanup.footlock import LEGS, MAX_SHIFT, SOFT_REACH, floor_contacts, leg_ik, lock_feet, soft_reach
+from inference.analysis import floor_contacts
+from inference.cleanup.footlock import LEGS, MAX_SHIFT, SOFT_REACH, leg_ik, lock_feet, soft_reach
 from inference.sampling.constraints import PIN_CLEARANCE_SECONDS, Constraints, joint_indices
 
 FPS = 30.0

@@ -65,21 +65,6 @@ _REACH_MARGIN = 1e-4
 """Metres kept from a fully straight or fully folded knee."""
 
 
-def floor_contacts(joints: np.ndarray, fps: float, floor: Optional[float] = None) -> np.ndarray:
-    """(N, 4) contacts of a finished dance, in :data:`~inference.skeleton.CONTACT_JOINTS` order.
-
-    A joint is in contact (1) where its foot is on the floor (the foot's lower joint within
-    :data:`PLANT_HEIGHT` of it) and the joint is still by the rule that labelled the training
-    data (:func:`inference.motion.foot_contacts`), else 0.
-    """
-    joints = np.asarray(joints, np.float64)
-    floor = analysis.estimate_floor(joints) if floor is None else floor
-    on_floor = np.stack([joints[:, list(foot), analysis.UP].min(axis=1) - floor < PLANT_HEIGHT
-                         for foot in analysis.FEET], axis=1)  # (N, 2): left, right
-    side = [next(f for f, foot in enumerate(analysis.FEET) if j in foot) for j in sk.CONTACT_INDICES]
-    return (mo.foot_contacts(joints, fps) * on_floor[:, side]).astype(np.float32)
-
-
 def plants(joints: np.ndarray, fps: float, foot: int, floor: Optional[float] = None) -> list[slice]:
     """The plants of one foot (0 left, 1 right): frame ranges in which it stands still on the floor."""
     ankle_toe = list(analysis.FEET[foot])
