@@ -285,7 +285,7 @@ def quat_continuous(q, axis: int = 0):
     xp = _xp(q)
     q = xp.moveaxis(q, axis, 0)
     flips = 1.0 - 2.0 * ((q[1:] * q[:-1]).sum(-1) < 0)  # (T-1, ...) -1 where neighbours disagree
-    signs = xp.concatenate([xp.ones_like(flips[:1]), flips.cumprod(0)])
+    signs = xp.concatenate([xp.ones_like(q[:1, ..., 0]), flips.cumprod(0)])  # a single frame keeps its sign
     return xp.moveaxis(q * signs[..., None], 0, axis)
 
 

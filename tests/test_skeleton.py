@@ -144,3 +144,8 @@ def test_joint_positions_shapes(frames):
     trans = RNG.normal(size=(frames, 3))
     assert sk.joint_positions(poses, trans).shape == (frames, 24, 3)
 
+
+
+def test_quat_continuous_keeps_a_single_frame():
+    q = np.array([[0.0, 1.0, 0.0, 0.0]])
+    assert np.array_equal(sk.quat_continuous(q), q)

@@ -116,9 +116,10 @@ class BoneMap:
                            f"Use {', '.join(sk.JOINT_NAMES[:4])} ….")
         return cls({j: str(b) for j, b in bones.items() if b}, str(data.get("family", "CUSTOM")))
 
-    def check(self, bone_names, owner: str = "The armature") -> None:
+    def check(self, bone_names, owner: str = "The armature", require: bool = True) -> None:
         """Raise M2DError naming what is wrong: a bone that does not exist, a bone used twice,
-        a required joint without a bone. ``owner``: how the message names the armature."""
+        a required joint without a bone (unless ``require`` is False). ``owner``: how the message names
+        the armature."""
         existing = set(bone_names)
         absent = [f"{j} -> {b}" for j, b in self.bones.items() if b and b not in existing]
         if absent:
@@ -132,7 +133,7 @@ class BoneMap:
         if twice:
             raise M2DError(f"The bone map of {owner} uses a bone for more than one joint: {'; '.join(twice)}. "
                            "Each joint needs its own bone.")
-        missing = self.missing()
+        missing = self.missing() if require else []
         if missing:
             raise M2DError(f"{owner} does not look humanoid: no bone found for {', '.join(missing)}. "
                            "Map them by hand in the Dance panel's bone map (SMPL joint -> bone) and "

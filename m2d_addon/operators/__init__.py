@@ -1,8 +1,8 @@
 """Operators: the scripting API of Music2Dance, one module per concern.
 
 ``engine`` runs the engine (generate, regenerate, in-between, variations, cancel); ``pinning``
-adds, updates and exports pins; ``takes`` switches, removes and exports takes; ``install``
-gets and checks the engine's Python packages.
+adds, updates and exports pins; ``takes`` switches, removes and exports takes (FBX, BVH, GLB);
+``install`` gets and checks the engine's Python packages.
 
 Generating:
 
@@ -32,7 +32,12 @@ Pins (``object.m2d.pins``; met by every edit):
 
 Other:
 
-* ``bpy.ops.m2d.export_fbx(filepath=..., preset='GENERIC'|'UNITY'|'UNREAL')``.
+* ``bpy.ops.m2d.export(filepath=..., format='FBX'|'BVH'|'GLB', preset='GENERIC'|'UNITY'|'UNREAL',
+  root_motion=True)`` — the active dancer (SMPL armature or character) and its active take; FBX and GLB
+  with the meshes it deforms, BVH the armature's motion. ``root_motion=False``: in place, the hips'
+  travel on the floor moved to the rig's root bone or removed (the take itself is not changed). The
+  file is written whole or not at all. ``bpy.ops.m2d.export_fbx(filepath=..., preset=...)``: the same
+  as FBX.
 * ``bpy.ops.m2d.remove_take(index=-1)`` — drop a take from the active armature's list.
 * ``bpy.ops.m2d.install_runtime()`` / ``bpy.ops.m2d.check_runtime()`` — the engine's Python packages
   (from the internet, or offline from ``preferences.wheels_path``); ``bpy.ops.m2d.open_install_log()``.
@@ -44,7 +49,7 @@ changed. One Ctrl+Z undoes each.
 
 import bpy
 
-from . import engine, install, pinning, takes
+from . import character, engine, install, pinning, takes
 
-classes = (*engine.classes, *pinning.classes, *takes.classes, *install.classes)
+classes = (*engine.classes, *pinning.classes, *character.classes, *takes.classes, *install.classes)
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -44,6 +44,9 @@ class _EngineOperator:
             info = generation.take_info(action)  # written by generation.apply
             message = f"{action.name} on {obj.name}: frames {info.frame_start}-{info.frame_end} in {seconds:.1f} s"
         self.report({"INFO"}, message)
+        warnings = getattr(getattr(run, "plan", None), "warnings", None)
+        if warnings:
+            self.report({"WARNING"}, " ".join(warnings))
         SESSION.set_status(message, "CHECKMARK")
         return {"FINISHED"}
 
