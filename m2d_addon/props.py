@@ -110,7 +110,9 @@ class M2D_PG_settings(PropertyGroup):
         description="Which armature receives the dance",
         items=(
             ("NEW", "New", "Create a new SMPL armature with a body"),
-            ("SELECTED", "Selected", "The active armature (it must have the SMPL bones)"),
+            ("SELECTED", "Selected", "The active armature: Music2Dance's SMPL armature, or your own humanoid "
+                                     "character (Mixamo, Rigify, Unreal mannequin, VRM …; its bones are mapped "
+                                     "to SMPL's, see the Character panel)"),
         ),
         default="NEW",
     )

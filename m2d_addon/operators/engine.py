@@ -138,7 +138,8 @@ class _EngineOperator:
 
 
 class M2D_OT_generate(_EngineOperator, Operator):
-    """Generate a dance for the music strip and key it onto an SMPL armature as a new take"""
+    """Generate a dance for the music strip and key it onto an armature as a new take: a new SMPL armature, \
+or the selected one (SMPL, or your own humanoid character)"""
 
     bl_idname = "m2d.generate"
     bl_label = "Generate Dance"

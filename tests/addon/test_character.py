@@ -280,3 +280,19 @@ def test_a_linked_rig_is_refused(scene, song, tmp_path):
     add_strip(scene, song)
     scene.m2d.target = "SELECTED"
     fails_with("linked from", "Make Local")
+
+
+def test_inbetween_through_poses_keyed_on_the_character(scene, song):
+    obj = _character(scene, song, family="UE5", pose="A")
+    arm = obj.pose.bones["upperarm_l"]
+    wanted = {}
+    for frame, quat in ((20, (0.9, 0.1, 0.4, 0.0)), (120, (0.7, -0.3, 0.0, 0.6))):
+        arm.rotation_quaternion = quat
+        arm.rotation_quaternion.normalize()
+        arm.keyframe_insert("rotation_quaternion", frame=frame)
+        wanted[frame] = np.array(arm.rotation_quaternion)
+    assert bpy.ops.m2d.inbetween() == {"FINISHED"}
+    curves = _curves(obj.animation_data.action)
+    for frame, quat in wanted.items():
+        got = np.array([curves[('pose.bones["upperarm_l"].rotation_quaternion', i)].evaluate(frame) for i in range(4)])
+        assert min(np.abs(got - quat).max(), np.abs(got + quat).max()) < 1e-4, frame
