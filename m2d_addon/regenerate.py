@@ -35,7 +35,7 @@ from ..inference.config import CONFIG_FILE, M2DConfig
 from ..inference.errors import M2DError
 from ..inference.protocol import TAKE_KEY, GenerateRequest, TakeInfo, generate_command
 from ..inference.dance import Dance
-from . import bridge, character, fbx, generation, pins, rig, timing
+from . import bridge, character, fbx, generation, pins, timing
 from .common import preferences, user_dir
 from .generation import TAKE_NAME, add_take, engine_request, sound_path, take_info, weights_path
 from .props import chosen_strip, sound_strips

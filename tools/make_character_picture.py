@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     npz = bench.dance(20.0, 0)
     bench.install()
-    bridge, character, rig = bench.module("bridge"), bench.module("character"), bench.module("rig")
+    bridge, rig = bench.module("bridge"), bench.module("rig")
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     d = Dance.load(npz)
