@@ -218,8 +218,7 @@ def apply(context, plan: Plan, keys: bridge.Keys, action, body: dict | None = No
             if obj is None:
                 raise M2DError(f"The armature '{plan.target_name}' was removed while the dance was being made.")
             rig.check_armature(obj)
-            for name in bridge.sk.JOINT_NAMES:
-                obj.pose.bones[name].rotation_mode = "QUATERNION"
+            rig.use_quaternions(obj)
         rest, pelvis = bridge.bone_rest(obj)
         exact = keys.for_rest(rest, pelvis)
         if exact is not keys:  # its rest pose changed since Generate Dance was pressed: key again

@@ -119,10 +119,19 @@ class M2D_PG_settings(PropertyGroup):
 
 
 def _use_take(self, context):
+    from ..inference.protocol import TAKE_KEY
+    from . import rig
+
     if 0 <= self.active_take < len(self.takes):
         action = self.takes[self.active_take].action
         if action is not None:
-            bridge.assign_action(self.id_data, action)
+            obj = self.id_data
+            if not rig.missing_bones(obj):  # an SMPL armature: takes in quaternions, its own action as it was
+                if action.get(TAKE_KEY) is not None:
+                    rig.use_quaternions(obj)
+                else:
+                    rig.restore_rotation_modes(obj)
+            bridge.assign_action(obj, action)
 
 
 class M2D_PG_take(PropertyGroup):
@@ -193,6 +202,9 @@ class M2D_PG_rig(PropertyGroup):
     bone_map: CollectionProperty(name="Bone Map", description="SMPL joint -> this armature's bone: how the "
                                  "dance is carried onto a character", type=M2D_PG_bone)
     active_bone: IntProperty(name="Joint", description="The row selected in the bone map", default=0, min=0)
+    own_rotation_modes: StringProperty(name="Own Rotation Modes", description="The rotation modes the SMPL "
+                                       "bones had before a take switched them to quaternions (restored when the "
+                                       "armature's own action plays again)")
     bone_map_family: StringProperty(name="Rig", description="The rig table the bone map came from (MIXAMO, UE5 "
                                     "…), NAMES for the name matcher, CUSTOM once edited")
     pins: CollectionProperty(name="Pins", description="What regenerating keeps", type=M2D_PG_pin)

@@ -10,6 +10,8 @@ The rest pose is SMPL's, standing on the floor.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..inference import skeleton as sk
@@ -97,6 +99,25 @@ def check_armature(obj) -> None:
         shown = ", ".join(missing[:4]) + (" …" if len(missing) > 4 else "")
         raise M2DError(f"The armature '{obj.name}' lacks the SMPL bones ({shown}) or their hierarchy. "
                        "Use an armature made by Music2Dance, or set Armature to New.")
+
+
+def use_quaternions(obj) -> None:
+    """Key-ready SMPL bones: quaternion rotation. The modes they had are remembered on the armature
+    (``object.m2d.own_rotation_modes``), so its own action still drives them when it plays again."""
+    bones = obj.pose.bones
+    modes = {n: bones[n].rotation_mode for n in sk.JOINT_NAMES if bones[n].rotation_mode != "QUATERNION"}
+    if modes and not obj.m2d.own_rotation_modes:
+        obj.m2d.own_rotation_modes = json.dumps(modes)
+    for name in sk.JOINT_NAMES:
+        bones[name].rotation_mode = "QUATERNION"
+
+
+def restore_rotation_modes(obj) -> None:
+    """The SMPL bones' own rotation modes, as :func:`use_quaternions` found them (for the armature's own
+    action, which was keyed in them)."""
+    for name, mode in json.loads(obj.m2d.own_rotation_modes or "{}").items():
+        if name in obj.pose.bones:
+            obj.pose.bones[name].rotation_mode = mode
 
 
 def create_armature(context, location=(0.0, 0.0, 0.0)):

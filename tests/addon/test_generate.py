@@ -284,3 +284,28 @@ def test_remove_take_and_unloaded_worker(scene, song, ext, prefs):
     assert bpy.ops.m2d.remove_take() == {"FINISHED"}
     assert len(arm.m2d.takes) == 0 and arm.animation_data.action is None
     assert not bpy.data.actions["Dance"].use_fake_user  # gone on save, unless used elsewhere
+
+
+def test_an_euler_armature_keeps_its_own_action_working(scene, song, ext):
+    """Takes key quaternions; switching back to the armature's own Euler action gives its bones their
+    Euler modes back, so that action drives them again (nothing converted silently)."""
+    add_strip(scene, song)
+    obj = ext.rig.create_armature(bpy.context)
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "XYZ"
+    elbow = obj.pose.bones["left_elbow"]
+    elbow.rotation_euler = (0.5, 0.0, 0.0)
+    elbow.keyframe_insert("rotation_euler", frame=1)
+    own = obj.animation_data.action
+    scene.m2d.target = "SELECTED"
+    assert generate() == {"FINISHED"}
+    assert elbow.rotation_mode == "QUATERNION" and obj.animation_data.action != own
+    obj.m2d.active_take = [t.action for t in obj.m2d.takes].index(own)
+    assert obj.animation_data.action == own
+    assert all(pb.rotation_mode == "XYZ" for pb in obj.pose.bones)
+    scene.frame_set(1)
+    assert np.allclose(np.array(elbow.matrix_basis)[:3, :3],
+                       np.array(elbow.rotation_euler.to_matrix()), atol=1e-6)
+    assert tuple(elbow.rotation_euler) == pytest.approx((0.5, 0.0, 0.0))
+    obj.m2d.active_take = len(obj.m2d.takes) - 1  # the take again: quaternions
+    assert elbow.rotation_mode == "QUATERNION"
