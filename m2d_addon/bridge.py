@@ -171,6 +171,11 @@ class ActionWriter:
     def done(self) -> bool:
         return self._next >= len(self._channels)
 
+    @property
+    def written(self) -> int:
+        """How many F-curves are written so far."""
+        return self._next
+
     def action(self):
         import bpy
 

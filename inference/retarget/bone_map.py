@@ -135,9 +135,9 @@ class BoneMap:
                            "Each joint needs its own bone.")
         missing = self.missing() if require else []
         if missing:
-            raise M2DError(f"{owner} does not look humanoid: no bone found for {', '.join(missing)}. "
-                           "Map them by hand in the Dance panel's bone map (SMPL joint -> bone) and "
-                           "generate again.")
+            named = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+            raise M2DError(f"{owner} does not look humanoid: no bone found for {named}. "
+                           "Map them in the Character panel's bone map, then generate again.")
 
 
 def from_family(family: RigFamily, bone_names) -> dict:

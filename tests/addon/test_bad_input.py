@@ -77,7 +77,7 @@ def test_armature_that_is_not_humanoid(scene, song):
     add_strip(scene, song)
     bpy.ops.object.armature_add()
     scene.m2d.target = "SELECTED"
-    fails_with("'Armature' does not look humanoid", "no bone found for pelvis, left_hip", "bone map")
+    fails_with("'Armature' does not look humanoid", "no bone found for pelvis, left_hip", "and 8 more", "bone map")
 
 
 def test_missing_weights(scene, song, prefs, tmp_path):
@@ -197,9 +197,9 @@ def test_cancel_while_writing_keys(scene, song, ext, prefs):
     add_strip(scene, song)
     before = snapshot()
     plan, run = _start_ui_generation(bpy.context, ext, prefs)
-    run.WRITE_BUDGET = 0.0  # one bone per tick
+    run.WRITE_BUDGET = 0.0  # one F-curve per tick
     deadline = Deadline("key writing to begin")
-    while run.writer is None or run.writer.next_joint < 3:
+    while run.writer is None or run.writer.written < 3:
         assert not run.poll(), run.error
         deadline.check()
         time.sleep(0.01)
@@ -214,7 +214,7 @@ def test_take_removed_while_writing(scene, song, ext, prefs):
     plan, run = _start_ui_generation(bpy.context, ext, prefs)
     run.WRITE_BUDGET = 0.0
     deadline = Deadline("key writing to begin")
-    while run.writer is None or run.writer.next_joint < 2:
+    while run.writer is None or run.writer.written < 2:
         assert not run.poll(), run.error
         deadline.check()
         time.sleep(0.01)
