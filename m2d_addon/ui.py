@@ -193,9 +193,18 @@ class VIEW3D_PT_m2d_export(_DanceTab, Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        col = self.layout.column(align=True)
-        for key, (label, _description, _options) in fbx.PRESETS.items():
-            col.operator("m2d.export_fbx", text=f"FBX for {label}", icon="EXPORT").preset = key
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        last = context.window_manager.operator_properties_last("m2d.export")  # the file browser's defaults too
+        col = layout.column()
+        col.prop(last, "format")
+        sub = col.column()
+        sub.active = last.format == "FBX"
+        sub.prop(last, "preset")
+        col.prop(last, "root_motion", text="Root Motion (off: in place)")
+        op = layout.operator("m2d.export", text="Export", icon="EXPORT")
+        op.format, op.preset, op.root_motion = last.format, last.preset, last.root_motion
 
 
 classes = (VIEW3D_PT_m2d_dance, M2D_UL_takes, VIEW3D_PT_m2d_takes, M2D_UL_pins, VIEW3D_PT_m2d_pins,
