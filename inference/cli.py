@@ -1,7 +1,9 @@
 """The command line: ``python -m inference generate AUDIO -o OUT.npz`` and friends.
 
-Every problem with the user's input ends with a one-line explanation on stderr
-and exit status 2; no output file is written unless the whole job succeeds.
+Every problem with the user's input, and every output that cannot be written,
+ends with a one-line explanation on stderr and exit status 2; no output file is
+written unless the whole job succeeds (all outputs are written to temporary files
+first and moved into place together).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import M2DError
-from .files import output_path
+from .files import atomic_paths, output_path, write_failed
 from .protocol import FEATURES, FINISHING, SAMPLING, stage as stage_of
 
 EXIT_USER_ERROR = 2
@@ -98,12 +100,18 @@ def _cmd_generate(args) -> int:
         )
     finally:
         progress.close()
-    dance.save(out)
+    outputs = [out] if preview is None else [out, preview]
+    try:
+        with atomic_paths(*outputs) as temps:
+            dance.save(temps[0])
+            if preview is not None:
+                from .preview import write_gif
+
+                write_gif(dance.joints, temps[1], dance.fps)
+    except OSError as exc:
+        raise write_failed(exc, *outputs) from None
     message = f"Wrote {out}: {dance.num_frames} frames ({dance.duration:.1f} s at {dance.fps} fps)"
     if preview is not None:
-        from .preview import write_gif
-
-        write_gif(dance.joints, preview, dance.fps)
         message += f"; preview {preview}"
     print(message + f" in {time.monotonic() - progress.started:.1f} s.")
     return 0
@@ -161,6 +169,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except M2DError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # a file that could not be read or written, past the checks
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; nothing was written.", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("\nInterrupted; nothing was written.", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_path
+from .files import save_npz
 
 CORE_ARRAYS = ("fps", "smpl_poses", "smpl_trans", "joints", "contacts", "audio_start")
 
@@ -48,9 +48,7 @@ class Dance:
 
     def save(self, path) -> Path:
         """Write the npz atomically: a failed write leaves no partial file."""
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **self.arrays())
-        return Path(path)
+        return save_npz(path, **self.arrays())
 
     @classmethod
     def load(cls, path) -> "Dance":

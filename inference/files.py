@@ -3,38 +3,89 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
 
 from .errors import M2DError
 
+_TEMP_STEM = 40
+"""Characters of the target's name kept in its temporary file's name (a name near the file system's
+255-character limit must still leave room for the temporary one's prefix and random part)."""
+
+
+def _temp_beside(path: Path, suffix: str = "") -> Path:
+    """A new empty file in ``path``'s folder, named after it and hidden."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:_TEMP_STEM]}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the ordinary permissions of a new file (umask applied) and move it onto ``path``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths):
+    """Yield a list of temporary paths, one beside each of ``paths``; once the block succeeds each replaces
+    its target, else all are removed.
+
+    So several outputs of one job appear together or not at all. The file gets
+    the ordinary permissions of a new file, not the private mode of a temporary one.
+    """
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for path in targets:
+            temps.append(_temp_beside(path))
+        yield list(temps)
+        for tmp, path in zip(temps, targets):
+            _publish(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, else it is removed.
-
-    The file gets the ordinary permissions of a new file (umask applied), not
-    the private mode of a temporary one.
-    """
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, else it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = _temp_beside(path, suffix)
     try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        yield tmp
+        _publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def save_npz(path, **arrays) -> Path:
+    """Write ``arrays`` as an npz file at exactly ``path``, atomically.
+
+    The archive is built in memory first, so a write that fails (a full disk) leaves neither a
+    partial file nor a half-closed zip archive that complains when it is collected.
+    """
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+    return Path(path)
 
 
 def output_path(path: str, suffix: str, what: str) -> Path:
     """``path`` as a Path once it is sure to be writable as a ``suffix`` file; M2DError saying why not.
 
-    Commands check their outputs before any work, so a bad path never costs a generation.
+    Commands check their outputs before any work, so a bad path never costs a generation. Whether the
+    folder takes files is tried by creating (and removing) one there: ``os.access`` misjudges it for
+    root, Windows ACLs, read-only and network mounts.
     """
     p = Path(path)
     if p.suffix.lower() != suffix:
@@ -43,6 +94,16 @@ def output_path(path: str, suffix: str, what: str) -> Path:
         raise M2DError(f"{p} is a folder; give a file name for the {what}.")
     if not p.parent.is_dir():
         raise M2DError(f"The folder {p.parent} does not exist; create it or choose another place for the {what}.")
-    if not os.access(p.parent, os.W_OK):
-        raise M2DError(f"Cannot write into {p.parent}; choose another place for the {what}.")
+    try:
+        _temp_beside(p).unlink()
+    except OSError as exc:
+        raise M2DError(f"Cannot write into {p.parent} ({exc.strerror or exc}); choose another place "
+                       f"for the {what}.") from None
     return p
+
+
+def write_failed(exc: OSError, *paths) -> M2DError:
+    """The M2DError for an OSError while writing ``paths`` (whose temporary files are already gone)."""
+    names = " and ".join(str(p) for p in paths)
+    return M2DError(f"Could not write {names} ({exc.strerror or exc}); nothing was written. Free some "
+                    "disk space or choose another place.")

@@ -223,3 +223,101 @@ def test_importing_the_package_is_light():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'librosa')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+# ----------------------------------------------------------------------------- outputs that cannot be written
+
+
+def _cli_process(args, prelude: str = "", max_file_bytes: int | None = None):
+    """``python -m inference`` in a subprocess. ``prelude``: Python run before the CLI (to stand in for the
+    platform); ``max_file_bytes``: no file may grow past this (RLIMIT_FSIZE), as on a full disk."""
+    import resource
+    import signal
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    code = prelude + "import sys; from inference.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=600, preexec_fn=limit_files if max_file_bytes else None)
+
+
+def _one_line_error(r, *fragments):
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), r.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+
+
+def _refusing_folder(tmp_path) -> Path:
+    """A folder that takes no new file although ``os.access`` says it does (as for root on a read-only
+    mount, under Windows ACLs, on network drives)."""
+    if os.geteuid() == 0:
+        return Path("/sys")  # root: os.access says yes, the kernel says no
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+ACCESS_SAYS_YES = "import os; os.access = lambda *args, **kwargs: True; "
+"""What a file system os.access misjudges looks like to the CLI."""
+
+
+@pytest.mark.parametrize("which", ["output", "preview"])
+def test_unwritable_output_is_refused_before_work(song, tiny_weights, tmp_path, which):
+    """-o or --preview in a folder that refuses files: exit 2 with one line naming the folder, and no
+    other output left behind (the npz used to stay when only the preview failed)."""
+    folder = _refusing_folder(tmp_path)
+    out, gif = tmp_path / "dance.npz", tmp_path / "dance.gif"
+    if which == "output":
+        out = folder / "dance.npz"
+    else:
+        gif = folder / "dance.gif"
+    before = sorted(tmp_path.iterdir())
+    r = _cli_process(["generate", song, "-o", out, "--preview", gif, "--weights", tiny_weights, "--steps", "2",
+                      "--duration", "2"], prelude=ACCESS_SAYS_YES)
+    _one_line_error(r, f"Cannot write into {folder}", f"choose another place for the {which}")
+    assert "Listening" not in r.stderr  # refused before the music was read
+    assert sorted(tmp_path.iterdir()) == before and not out.exists() and not gif.exists()
+
+
+def test_disk_full_while_writing(song, tiny_weights, tmp_path, capsys):
+    """The disk fills up while the outputs are written (RLIMIT_FSIZE stands in for it): exit 2 with one line,
+    and neither output nor a temporary file left behind."""
+    generate(song, tmp_path / "warm.npz", tiny_weights, capsys, "--duration", "1")  # numba's cache written now
+    (tmp_path / "warm.npz").unlink()
+    out, gif = tmp_path / "dance.npz", tmp_path / "dance.gif"
+    r = _cli_process(["generate", song, "-o", out, "--preview", gif, "--weights", tiny_weights, "--steps", "2",
+                      "--duration", "3"], max_file_bytes=16_000)  # the npz takes about 57 kB
+    _one_line_error(r, f"Could not write {out} and {gif}", "File too large", "nothing was written")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_appear_together_or_not_at_all(tmp_path):
+    from inference.files import atomic_paths
+
+    a, b = tmp_path / "a.npz", tmp_path / "b.gif"
+    b.write_bytes(b"the old preview")
+    with pytest.raises(OSError):
+        with atomic_paths(a, b) as (ta, tb):
+            ta.write_bytes(b"new dance")
+            raise OSError(28, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.gif"] and b.read_bytes() == b"the old preview"
+    with atomic_paths(a, b) as (ta, tb):
+        ta.write_bytes(b"new dance")
+        tb.write_bytes(b"new preview")
+    assert a.read_bytes() == b"new dance" and b.read_bytes() == b"new preview"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.gif"]
+
+
+def test_output_name_near_the_length_limit(song, tiny_weights, tmp_path, capsys):
+    """A file name of 250 characters is a valid output: its temporary file's name must fit too."""
+    out = tmp_path / ("d" * 246 + ".npz")
+    code, _, err = generate(song, out, tiny_weights, capsys, "--duration", "1")
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

@@ -35,7 +35,7 @@ from .. import analysis
 from .. import skeleton as sk
 from ..config import M2DConfig
 from ..errors import DataError, M2DError
-from ..files import output_path
+from ..files import atomic_path, output_path
 from ..music.features import beats_from_features, features_from_file
 from . import metrics
 
@@ -477,7 +477,8 @@ def _cmd_evaluate(args) -> int:
         print(f"Note: the reference has {ref_clips} clips, fewer than the {metrics.KINETIC_DIMS} kinetic features; "
               "FID is unreliable with so few. Use a larger ground-truth set.", file=sys.stderr)
     if out is not None:
-        out.write_text(json.dumps(to_json(results, str(args.reference)), indent=2) + "\n")
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(to_json(results, str(args.reference)), indent=2) + "\n")
     count = sum(r.dances for r in results.values())
     print(f"Scored {count} dances in {time.monotonic() - started:.1f} s"
           + (f"; wrote {out}." if out else "."), file=sys.stderr)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import skeleton as sk
 from ..errors import ConstraintsError
+from ..files import save_npz
 
 _SAME_TOLERANCE = 1e-5
 """Two pins on one value agree when they differ by less than this (radians / metres)."""
@@ -239,8 +240,9 @@ class Constraints:
         return out
 
     def save(self, path) -> None:
-        np.savez(path, smpl_poses=self.smpl_poses.astype(np.float32),
-                 smpl_trans=self.smpl_trans.astype(np.float32),
+        """Write the pins as an npz (".npz" added when missing, as NumPy does); atomic."""
+        path = str(path) if str(path).endswith(".npz") else f"{path}.npz"
+        save_npz(path, smpl_poses=self.smpl_poses.astype(np.float32), smpl_trans=self.smpl_trans.astype(np.float32),
                  pose_mask=self.pose_mask, root_mask=self.root_mask)
 
     @classmethod
