@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import motion as mo
+from . import settings as st
 from . import skeleton as sk
 from .analysis import floor_contacts
 from .cleanup.footlock import lock_feet
@@ -38,13 +39,37 @@ _FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the outp
 __all__ = ["Dance", "DanceGenerator", "StageProgress"]
 
 
-def _check_settings(config, steps, guidance, eta):
-    if steps is not None and not (isinstance(steps, int) and 1 <= steps <= config.diffusion_steps):
-        raise M2DError(f"Sampling steps must be a whole number from 1 to {config.diffusion_steps}; got {steps}.")
-    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
-        raise M2DError(f"Guidance must be 0 or more (2 is typical); got {guidance}.")
-    if eta is not None and not (math.isfinite(eta) and 0 <= eta <= 1):
-        raise M2DError(f"eta must be between 0 (deterministic) and 1; got {eta}.")
+def _check_settings(config, steps, guidance, eta, seed=None):
+    """M2DError naming the first setting outside its range (:mod:`inference.settings`)."""
+    if steps is not None and not (isinstance(steps, int) and st.STEPS_MIN <= steps <= config.diffusion_steps):
+        raise M2DError(f"Sampling steps must be a whole number from {st.STEPS_MIN} to {config.diffusion_steps}; "
+                       f"got {steps}.")
+    if guidance is not None and not (math.isfinite(guidance) and st.GUIDANCE_MIN <= guidance <= st.GUIDANCE_MAX):
+        raise M2DError(f"Guidance must be between {st.GUIDANCE_MIN:g} and {st.GUIDANCE_MAX:g} (2 is typical; more "
+                       f"breaks the motion up); got {guidance}.")
+    if eta is not None and not (math.isfinite(eta) and st.ETA_MIN <= eta <= st.ETA_MAX):
+        raise M2DError(f"eta must be between {st.ETA_MIN:g} (deterministic) and {st.ETA_MAX:g}; got {eta}.")
+    if seed is not None and not (isinstance(seed, (int, np.integer)) and st.SEED_MIN <= seed <= st.SEED_MAX):
+        raise M2DError(f"The seed must be a whole number from {st.SEED_MIN} to {st.SEED_MAX}; got {seed}.")
+
+
+def _invalid_numbers(config, steps, guidance, eta, constraints) -> str:
+    """Why the sampled motion holds NaN or infinities, for the user: the settings that differ from the
+    model's defaults when any do (the likely cause), the weights only when none does."""
+    changed = []
+    if guidance is not None and guidance != config.guidance:
+        changed.append(f"guidance {guidance:g} (the model's default is {config.guidance:g})")
+    if steps is not None and steps != config.sample_steps:
+        changed.append(f"{steps} steps (default {config.sample_steps})")
+    if eta is not None and eta != config.eta:
+        changed.append(f"eta {eta:g} (default {config.eta:g})")
+    if constraints:
+        changed.append("pins")
+    if changed:
+        return ("The model produced invalid numbers (NaN) with " + ", ".join(changed) + ". Generate again "
+                "with settings nearer the defaults" + (", or with fewer pins" if constraints else "") + ".")
+    return ("The model produced invalid numbers (NaN) at its default settings. The weights may be damaged; "
+            "try another seed, or reinstall the model.")
 
 
 class DanceGenerator:
@@ -81,7 +106,7 @@ class DanceGenerator:
         ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.cleanup.retime`);
         ``foot_lock`` holds planted feet still (:mod:`inference.cleanup.footlock`).
         """
-        _check_settings(self.config, steps, guidance, eta)
+        _check_settings(self.config, steps, guidance, eta, seed)
         if progress:
             progress(FEATURES.name, 0, 1)
         music, clip = features_from_file(audio, self.config, start=start, duration=duration)
@@ -111,7 +136,7 @@ class DanceGenerator:
         should_cancel: Optional[Callable[[], bool]] = None,
     ) -> Dance:
         """Make a dance for (N, music_dim) features: N frames at the model's fps."""
-        _check_settings(self.config, steps, guidance, eta)
+        _check_settings(self.config, steps, guidance, eta, seed)
         n = len(music)
         if constraints is not None:
             constraints = constraints.resized(n) if constraints.num_frames != n else constraints.validate()
@@ -126,8 +151,7 @@ class DanceGenerator:
         motion = settle(motion, music, self.config.fps,
                         hold_path=not (constraints and constraints.root_mask.any()))
         if not np.all(np.isfinite(motion)):
-            raise M2DError("The model produced invalid numbers (NaN). The weights may be damaged; "
-                           "try another seed, or reinstall the model.")
+            raise M2DError(_invalid_numbers(self.config, steps, guidance, eta, constraints))
         smpl = mo.to_smpl(motion)
         poses, trans = smpl.smpl_poses, smpl.smpl_trans
         # No head turned backwards, no spin faster than a dancer's; pinned joints kept (inference.cleanup.limits).

@@ -13,6 +13,8 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
+from ..inference import settings as st
+from ..inference.config import M2DConfig
 from . import bridge, pin_display, pins
 
 
@@ -61,16 +63,17 @@ class M2D_PG_settings(PropertyGroup):
     frame_end: IntProperty(name="End", description="Last frame to dance (Frame Range)", default=250)
     seed: IntProperty(
         name="Seed", description="Random seed: the same seed and settings give the same dance",
-        default=0, min=0,
+        default=0, min=st.SEED_MIN, max=st.SEED_MAX,
     )
     steps: IntProperty(
         name="Steps", description="Sampling steps: more are slower and a little more refined",
-        default=50, min=1, max=1000, soft_max=200,
+        default=M2DConfig.sample_steps, min=st.STEPS_MIN, max=M2DConfig.diffusion_steps, soft_max=st.STEPS_SOFT_MAX,
     )
     guidance: FloatProperty(
         name="Guidance", description="How strongly the dance follows the music (classifier-free "
-                                     "guidance; 0 ignores the music, 2 is typical)",
-        default=2.0, min=0.0, soft_max=6.0,
+                                     f"guidance; 0 ignores the music, 2 is typical, more than "
+                                     f"{st.GUIDANCE_MAX:g} breaks the motion up)",
+        default=M2DConfig.guidance, min=st.GUIDANCE_MIN, max=st.GUIDANCE_MAX, soft_max=st.GUIDANCE_SOFT_MAX,
     )
     beat_snap: BoolProperty(
         name="Snap to Beats",

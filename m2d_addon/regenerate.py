@@ -35,6 +35,7 @@ from ..inference.config import CONFIG_FILE, M2DConfig
 from ..inference.errors import M2DError
 from ..inference.protocol import TAKE_KEY, GenerateRequest, TakeInfo, generate_command
 from ..inference.dance import Dance
+from ..inference.settings import SEED_MAX
 from . import bridge, character, fbx, generation, pins, timing
 from .common import preferences, user_dir
 from .generation import TAKE_NAME, add_take, engine_request, sound_path, take_info, weights_path
@@ -240,6 +241,9 @@ def make_plan(context, mode: str, frame_start: int = 0, frame_end: int = 0, coun
     if not 1 <= count <= 32:
         raise M2DError(f"Make 1 to 32 variations at a time; {count} were asked for.")
     settings, prefs = context.scene.m2d, preferences(context)
+    if settings.seed + count - 1 > SEED_MAX:
+        raise M2DError(f"{count} variations need seeds {settings.seed} to {settings.seed + count - 1}, past the "
+                       f"largest seed, {SEED_MAX}. Lower Seed in the Dance panel.")
     obj, source = edit_target(context)
     if source is None and mode != "INBETWEEN":
         raise M2DError(f"The armature '{obj.name}' has no take yet. Generate a dance first, then regenerate "

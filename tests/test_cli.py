@@ -133,7 +133,10 @@ def test_bad_audio(bad_audio, name, message, tiny_weights, tmp_path, capsys):
     (["--start", "-1"], "0 or more seconds"),
     (["--duration", "-2"], "duration must be a positive"),
     (["--steps", "0"], "Sampling steps must be"),
-    (["--guidance", "-1"], "Guidance must be 0 or more"),
+    (["--guidance", "-1"], "Guidance must be between 0 and 10"),
+    (["--guidance", "1e6"], "Guidance must be between 0 and 10"),
+    (["--guidance", "inf"], "Guidance must be between 0 and 10"),
+    (["--seed", "99999999999999999999999"], "seed must be a whole number from 0 to 2147483647"),
     (["--device", "cuda:7"], "CUDA"),
     (["--device", "tpu"], "Unknown device"),
 ])
@@ -321,3 +324,4 @@ def test_output_name_near_the_length_limit(song, tiny_weights, tmp_path, capsys)
     code, _, err = generate(song, out, tiny_weights, capsys, "--duration", "1")
     assert code == 0, err
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+

@@ -178,3 +178,18 @@ def test_generate_command_names_the_pins():
     line = protocol.generate_command("/music/a song.wav", "dance.npz", 1.5, 20.0, 3, "/tmp/pins.npz")
     assert line == ('python -m inference generate "/music/a song.wav" -o dance.npz --start 1.500000 '
                     '--duration 20.000000 --seed 3 --constraints "/tmp/pins.npz"')
+
+
+def test_a_setting_out_of_range_is_refused_not_blamed_on_the_weights(worker, song, tiny_weights, tmp_path):
+    """Guidance 1e6 used to be sampled, sent the dancer kilometres away and ended in "the weights may be
+    damaged"; the engine refuses it by name before any work."""
+    output = tmp_path / "dance.npz"
+    request = GenerateRequest(audio=str(song), output=str(output), duration=2.0, steps=2, guidance=1e6,
+                              device="cpu", weights=str(tiny_weights))
+    worker.send(protocol.request_line(1, request))
+    events = worker.until(protocol.DONE, protocol.ERROR)
+    event = events[-1]
+    assert event["event"] == protocol.ERROR and event["kind"] == "M2DError", event
+    assert "Guidance must be between 0 and 10" in event["message"] and "weights" not in event["message"]
+    assert not any(e.get("stage") == protocol.SAMPLING.name for e in events) and not output.exists()
+    assert worker.close() == 0
