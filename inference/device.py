@@ -9,6 +9,8 @@ import torch
 from .errors import DeviceError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+CLI_REMEDY = "Use --device cpu or auto."
+"""What to do about an unavailable device, in the command line's words (see :class:`DeviceError`)."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -23,16 +25,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise DeviceError(f"Unknown device {name!r}. Use one of: {', '.join(DEVICE_CHOICES)} (or cuda:N).") from None
+        raise DeviceError(f"Unknown device {name!r}.",
+                          f"Use one of: {', '.join(DEVICE_CHOICES)} (or cuda:N).") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError("CUDA was asked for, but this PyTorch sees no NVIDIA GPU. Use --device cpu or auto.")
+            raise DeviceError("CUDA was asked for, but this PyTorch sees no NVIDIA GPU.", CLI_REMEDY)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(f"There is no GPU {device}; this machine has {torch.cuda.device_count()}.")
+            raise DeviceError(f"There is no GPU {device}; this machine has {torch.cuda.device_count()}.",
+                              "Use --device cuda, cpu or auto.")
     elif device.type == "mps" and not mps_ok:
-        raise DeviceError("Apple MPS was asked for but is not available here. Use --device cpu or auto.")
+        raise DeviceError("Apple MPS was asked for but is not available here.", CLI_REMEDY)
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"Device {name!r} is not supported. Use one of: {', '.join(DEVICE_CHOICES)}.")
+        raise DeviceError(f"Device {name!r} is not supported.", f"Use one of: {', '.join(DEVICE_CHOICES)}.")
     return device
 
 

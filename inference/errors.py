@@ -24,7 +24,15 @@ class ConstraintsError(M2DError):
 
 
 class DeviceError(M2DError):
-    """The requested compute device is not available."""
+    """The requested compute device is not available.
+
+    The message is ``problem`` followed by ``remedy``, what to do in the command line's words
+    (``--device``); a front end with its own words for the setting shows ``problem`` with those.
+    """
+
+    def __init__(self, problem: str, remedy: str = ""):
+        super().__init__(f"{problem} {remedy}".strip())
+        self.problem = problem
 
 
 class DataError(M2DError):

@@ -47,7 +47,7 @@ import traceback
 from pathlib import Path
 
 from . import protocol
-from .errors import M2DError, ProtocolError
+from .errors import DeviceError, M2DError, ProtocolError
 from .protocol import GenerateRequest, ProbeRequest, SmplMeshRequest
 
 RUNTIME_MODULES = ("torch", "numpy", "scipy", "librosa", "soundfile", "soxr", "safetensors")
@@ -57,8 +57,11 @@ _IMPORT_CHECKS = {"scipy": "scipy.ndimage", "librosa": "librosa.onset"}
 
 _OUT_OF_MEMORY = (
     "The {where} ran out of memory while generating. Generate a shorter frame range, "
-    "or choose the {other} as device."
+    "or choose {other} as Device in the Dance panel."
 )
+DEVICE_REMEDY = ("Choose another Device in the Dance panel (Automatic uses the GPU when there is one, "
+                 "else the CPU).")
+"""What to do about an unavailable device, in the panel's words (the engine's own names the CLI flag)."""
 
 
 class _Channel:
@@ -231,11 +234,14 @@ class Worker:
             run = self.generate if isinstance(req, GenerateRequest) else self.smpl_mesh
             result = run(request_id, req)
             self.channel.send(protocol.DONE, id=request_id, seconds=time.monotonic() - started, **result)
+        except DeviceError as exc:
+            self.channel.send(protocol.ERROR, id=request_id, kind=type(exc).__name__,
+                              message=f"{exc.problem} {DEVICE_REMEDY}")
         except M2DError as exc:
             self.channel.send(protocol.ERROR, id=request_id, kind=type(exc).__name__, message=str(exc))
         except MemoryError:
             self._generator = self._generator_key = None
-            message = _OUT_OF_MEMORY.format(where="computer", other="GPU if you have one")
+            message = _OUT_OF_MEMORY.format(where="computer", other="a GPU (if you have one)")
             self.channel.send(protocol.ERROR, id=request_id, kind="OutOfMemory", message=message)
         except Exception as exc:
             if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch here

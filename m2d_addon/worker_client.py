@@ -107,7 +107,7 @@ class WorkerClient:
         tail = self.stderr_tail()
         return ("The dance engine stopped unexpectedly (" + how + ")"
                 + (f": {tail}" if tail else "") + ". Nothing was changed; try again, "
-                "or choose the CPU as device if the GPU ran out of memory.")
+                "or choose CPU as Device in the Dance panel if the GPU ran out of memory.")
 
     def kill(self) -> None:
         """End the process now (cancel)."""

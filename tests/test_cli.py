@@ -325,3 +325,12 @@ def test_output_name_near_the_length_limit(song, tiny_weights, tmp_path, capsys)
     assert code == 0, err
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
+
+@pytest.mark.parametrize("device", ["cuda:7", "mps"])
+def test_unavailable_device_names_the_flag(song, tiny_weights, tmp_path, capsys, device):
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has Apple MPS")
+    code, _, err = generate(song, tmp_path / "out.npz", tiny_weights, capsys, "--device", device)
+    assert code == 2 and "--device" in err.splitlines()[-1] and not (tmp_path / "out.npz").exists()

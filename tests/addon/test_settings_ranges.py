@@ -1,5 +1,5 @@
-"""The numbers of the Dance panel: hard ranges shared with the engine (:mod:`inference.settings`).
-Each failure leaves the scene exactly as it was."""
+"""The numbers and choices of the Dance panel: hard ranges shared with the engine (:mod:`inference.settings`),
+and messages in the panel's words. Each failure leaves the scene exactly as it was."""
 
 from __future__ import annotations
 
@@ -55,3 +55,17 @@ def test_variations_past_the_largest_seed_are_refused_before_work(scene, song):
     assert f"{st.SEED_MAX + 1}" in message
     assert bpy.ops.m2d.variations(count=1, mode="UNPINNED") == {"FINISHED"}  # the largest seed itself works
 
+
+def test_unavailable_device_names_the_panel_setting(scene, song):
+    """The engine's message told the panel's user to "use --device cpu"."""
+    import torch
+
+    add_strip(scene, song)
+    devices = [d for d, usable in (("mps", torch.backends.mps.is_available()), ("cuda", torch.cuda.is_available()))
+               if not usable]
+    if not devices:
+        pytest.skip("every device is available here")
+    for device in devices:
+        scene.m2d.device = device
+        message = fails_with(generate, "was asked for", "Choose another Device in the Dance panel")
+        assert "--device" not in message
