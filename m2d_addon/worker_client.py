@@ -5,7 +5,8 @@ and a thread reads its stdout into a queue, so the main thread only ever looks
 at the queue. A :class:`Job` is one request followed to its end; the modal
 operator calls :meth:`Job.poll` from a timer, scripts call :meth:`Job.wait`.
 Cancelling ends the process at once; a process that dies is noticed and
-reported with the last lines it wrote to stderr.
+reported with the last lines it wrote to stderr; one that says nothing for
+:data:`STALL_SECONDS` is taken for hung, ended and reported the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +24,19 @@ from ..inference import protocol
 from ..inference.errors import Cancelled, M2DError
 
 
+STALL_SECONDS = 600.0
+"""How long a job may go without a word from the engine (a progress event or its answer) before the
+engine is taken for hung, ended and reported. Generous: a healthy engine's longest silences are one
+stage's first step on a slow computer (importing PyTorch, loading the model, the first GPU call, reading
+a long song's features), which take seconds to a minute or two, while it reports every sampling step."""
+
+
 class WorkerDied(M2DError):
     """The worker process ended without answering."""
+
+
+class WorkerStalled(M2DError):
+    """The worker said nothing for :data:`STALL_SECONDS`; it was ended."""
 
 
 class WorkerClient:
@@ -157,7 +169,8 @@ class Job:
         self.stage, self.done, self.total = protocol.STARTING.name, 0, 1
         self.result: dict | None = None
         self.error: M2DError | None = None
-        self.started = time.monotonic()
+        self.started = self.heard = time.monotonic()
+        """When the job began, and when the engine last said anything."""
 
     def start(self) -> "Job":
         self.client.drain()
@@ -169,6 +182,7 @@ class Job:
         return self.result is not None or self.error is not None
 
     def _handle(self, event: dict) -> None:
+        self.heard = time.monotonic()
         kind = event.get("event")
         if kind == protocol.EXIT:
             if not self.finished:
@@ -199,10 +213,25 @@ class Job:
                 else:
                     break
             self._handle(event)
+        self._check_stalled()
         return self.finished
 
+    def _check_stalled(self) -> None:
+        """End the worker and fail the job when it has said nothing for :data:`STALL_SECONDS`."""
+        silent = time.monotonic() - self.heard
+        if self.finished or silent <= STALL_SECONDS:
+            return
+        self.error = WorkerStalled(
+            f"The dance engine made no progress for {silent:.0f} s (at \"{self.status}\") and was stopped. "
+            "Nothing was changed. Try again; if it stops again, the system console may say why, or choose "
+            "CPU as Device in the Dance panel.")
+        self.client.kill()
+
     def wait(self, on_progress=None, timeout: float | None = None) -> dict:
-        """Block until finished (scripts, background mode); returns the result or raises its error."""
+        """Block until finished (scripts, background mode); returns the result or raises its error.
+
+        ``timeout``: seconds in all; whatever it is, an engine silent for :data:`STALL_SECONDS` is ended.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         last = None
         while not self.finished:
@@ -212,6 +241,7 @@ class Job:
                 if deadline is not None and time.monotonic() > deadline:
                     self.cancel()
                     raise M2DError("The dance engine did not answer in time; it was stopped.")
+                self._check_stalled()
             if on_progress is not None and (self.stage, self.done) != last:
                 last = self.stage, self.done
                 on_progress(self)
