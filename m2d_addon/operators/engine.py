@@ -36,6 +36,11 @@ class _EngineOperator:
         SESSION.set_status(message, "ERROR")
         return {"CANCELLED"}
 
+    def _cancelled(self, message: str) -> set:
+        self.report({"INFO"}, message)
+        SESSION.set_status(message, "CANCEL")
+        return {"CANCELLED"}
+
     def _done(self, obj, action, seconds: float) -> set:
         run = getattr(self, "_run", None)
         if run is not None and hasattr(run, "summary"):
@@ -62,9 +67,9 @@ class _EngineOperator:
             obj, action = run.finish(context)
         except M2DError as exc:
             return self._fail(str(exc))
-        except KeyboardInterrupt:
-            SESSION.cancel()
-            raise
+        except KeyboardInterrupt:  # Ctrl+C in a script: a cancel, like the panel's button
+            run.cancel()
+            return self._cancelled("Cancelled (Ctrl+C); nothing was changed.")
         finally:
             run.close()
             SESSION.release(prefs.keep_loaded)
@@ -111,9 +116,7 @@ class _EngineOperator:
         try:
             if run.error is not None:
                 if run.cancelled:
-                    self.report({"INFO"}, str(run.error))
-                    SESSION.set_status(str(run.error), "CANCEL")
-                    return {"CANCELLED"}
+                    return self._cancelled(str(run.error))
                 return self._fail(str(run.error))
             try:
                 obj, action = run.finish(context)

@@ -6,6 +6,7 @@ it samples); the tests shorten :data:`worker_client.STALL_SECONDS` instead of wa
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import threading
@@ -120,3 +121,18 @@ def test_a_healthy_engine_is_never_taken_for_hung(scene, song, ext, monkeypatch)
     job = ext.jobs.SESSION.job
     assert job.result is not None and job.heard >= job.started
 
+
+def test_ctrl_c_in_a_script_is_a_clean_cancel(slow_scene, ext):
+    """Ctrl+C while Generate Dance runs from a script: {'CANCELLED'} and a "cancelled" report, not a
+    KeyboardInterrupt traceback; the engine is ended and nothing is changed."""
+    before = snapshot()
+    watcher = WhenSampling(ext, lambda client: _thread.interrupt_main())
+    try:
+        result = generate()
+    finally:
+        watcher.join()
+    assert result == {"CANCELLED"}
+    assert ext.jobs.SESSION.status == "Cancelled (Ctrl+C); nothing was changed."
+    assert watcher.proc.poll() is not None
+    assert snapshot() == before
+    assert not bpy.ops.m2d.cancel.poll()
