@@ -12,7 +12,7 @@ one object per line. Requests arrive on stdin::
     {"cmd": "generate", "id": 1, "audio": "song.ogg", "output": "/tmp/dance.npz", "start": 12.5,
      "duration": 30.0, "seed": 0, "steps": 50, "guidance": 2.0, "beat_snap": true, "foot_lock": true,
      "device": "auto", "weights": null, "constraints": null}
-    {"cmd": "smpl_mesh", "id": 2, "model": "SMPL_NEUTRAL.pkl", "output": "/tmp/body.npz"}
+    {"cmd": "smpl_mesh", "id": 2, "model": "SMPL_NEUTRAL.npz", "output": "/tmp/body.npz"}
     {"cmd": "probe", "id": 3}
     {"cmd": "quit"}
 
@@ -48,6 +48,7 @@ from pathlib import Path
 
 from . import protocol
 from .errors import DeviceError, M2DError, ProtocolError
+from .files import save_npz
 from .protocol import GenerateRequest, ProbeRequest, SmplMeshRequest
 
 RUNTIME_MODULES = ("torch", "numpy", "scipy", "librosa", "soundfile", "soxr", "safetensors")
@@ -126,6 +127,26 @@ def probe() -> dict:
     return info
 
 
+SMPL_ARRAYS = ("v_template", "f", "weights", "J_regressor", "kintree_table", "shapedirs", "posedirs")
+"""What an SMPL model file in .npz form must hold (the arrays of the .pkl form, plain and dense)."""
+
+
+def _smpl_arrays(path: Path) -> dict:
+    """The arrays of an SMPL model in .npz form, read without unpickling anything."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zip and npy parsing raise many kinds; object arrays raise ValueError
+        raise M2DError(f"{path} is not a readable SMPL model ({type(exc).__name__}: {exc}). An .npz SMPL "
+                       "file holds plain arrays only; make it as the README's SMPL section shows.") from None
+    missing = [k for k in SMPL_ARRAYS if k not in arrays]
+    if missing:
+        raise M2DError(f"{path} is not an SMPL model: it lacks {', '.join(missing)}.")
+    return {k: arrays[k] for k in SMPL_ARRAYS}
+
+
 def _missing_runtime_message() -> str | None:
     missing = [m for m in RUNTIME_MODULES if importlib.util.find_spec(m) is None]
     if not missing:
@@ -199,7 +220,14 @@ class Worker:
         except ImportError:
             raise M2DError("The smplx package is missing; install the runtime again from the preferences.") from None
         try:
-            model = smplx.SMPL(model_path=str(model_path))
+            if model_path.suffix.lower() == ".npz":  # plain arrays: nothing in the file can run
+                from smplx.utils import Struct
+
+                model = smplx.SMPL(model_path=str(model_path), data_struct=Struct(**_smpl_arrays(model_path)))
+            else:  # smplx unpickles it, which could run code hidden in the file (the preferences warn)
+                model = smplx.SMPL(model_path=str(model_path))
+        except M2DError:
+            raise
         except ModuleNotFoundError as exc:
             raise M2DError(
                 f"{model_path.name} needs the Python package {exc.name!r} to be read. Use a model file "
@@ -213,8 +241,7 @@ class Worker:
         faces = np.asarray(model.faces, dtype=np.int64)
         if weights.shape[1] != 24 or joints.shape != (24, 3):
             raise M2DError(f"{model_path.name} is not a 24-joint SMPL body model.")
-        output = Path(req.output)
-        np.savez(output, vertices=vertices, faces=faces, weights=weights, joints=joints)
+        output = save_npz(req.output, vertices=vertices, faces=faces, weights=weights, joints=joints)
         return {"output": str(output), "vertices": len(vertices)}
 
     # ------------------------------------------------------------------ loop

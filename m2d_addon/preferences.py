@@ -9,6 +9,17 @@ from . import runtime
 from .common import ADDON_PACKAGE
 
 
+PICKLE_WARNING = (
+    "A .pkl body file is read by unpickling it, which can run code hidden in the file.",
+    "Use only the file from smpl.is.tue.mpg.de, or better its .npz form (see the README).",
+)
+"""Shown under SMPL Body while a .pkl is chosen."""
+
+
+def is_pickle(path: str) -> bool:
+    return path.strip().lower().endswith((".pkl", ".pickle"))
+
+
 def _runtime_changed(self, context):
     from .jobs import SESSION
 
@@ -47,8 +58,9 @@ class M2D_AP_preferences(AddonPreferences):
     )
     smpl_model_path: StringProperty(
         name="SMPL Body",
-        description="An SMPL model file (e.g. SMPL_NEUTRAL.pkl from smpl.is.tue.mpg.de) for a real body "
-                    "mesh on new armatures. Empty: a simple mannequin",
+        description="An SMPL model file for a real body mesh on new armatures: preferably its .npz form "
+                    "(plain arrays; the README shows how to make it from the .pkl of smpl.is.tue.mpg.de). A "
+                    ".pkl is unpickled, which can run code hidden in it. Empty: a simple mannequin",
         subtype="FILE_PATH",
     )
     keep_loaded: BoolProperty(
@@ -77,6 +89,9 @@ class M2D_AP_preferences(AddonPreferences):
         col = layout.column()
         col.prop(self, "weights_path")
         col.prop(self, "smpl_model_path")
+        if is_pickle(self.smpl_model_path):
+            for line in PICKLE_WARNING:
+                col.label(text=line, icon="ERROR" if line is PICKLE_WARNING[0] else "BLANK1")
         col.prop(self, "keep_loaded")
 
     def _draw_install(self, context, box):

@@ -1,45 +1,32 @@
 """A user-supplied SMPL model file gives new armatures the real mesh (read with smplx in the engine process).
 
 The SMPL model itself cannot be redistributed, so the test writes a small file in
-the same format: a tetrahedron around each joint, rigidly skinned to it.
+the same format (``tests/smpl_file.py``).
 """
 
 from __future__ import annotations
 
-import pickle
+import sys
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import add_strip, generate
+from addon_helpers import add_strip, generate, snapshot
 
 from inference import skeleton as sk
 
-
-def write_synthetic_smpl(path):
-    joints = np.zeros((24, 3))
-    for j in range(1, 24):
-        joints[j] = joints[sk.PARENTS[j]] + sk.REST_OFFSETS[j]
-    joints += np.array([0.0, 0.2, 0.0])  # SMPL's pelvis is not at the origin of its model space
-    corners = 0.02 * np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float)
-    vertices = (joints[:, None, :] + corners[None]).reshape(-1, 3)  # (96, 3)
-    faces = np.array([[0, 1, 2], [0, 3, 1], [0, 2, 3], [1, 3, 2]])
-    faces = (faces[None] + 4 * np.arange(24)[:, None, None]).reshape(-1, 3).astype(np.uint32)
-    weights = np.repeat(np.eye(24), 4, axis=0)  # (96, 24)
-    regressor = np.repeat(np.eye(24), 4, axis=1) / 4.0  # (24, 96): each joint is its tetrahedron's centre
-    kintree = np.array([[4294967295, *sk.PARENTS[1:]], list(range(24))], dtype=np.int64)
-    model = {
-        "v_template": vertices, "f": faces, "weights": weights, "J_regressor": regressor,
-        "kintree_table": kintree, "shapedirs": np.zeros((96, 3, 10)), "posedirs": np.zeros((96, 3, 207)),
-    }
-    with open(path, "wb") as f:
-        pickle.dump(model, f)
-    return vertices, joints
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for smpl_file
+from smpl_file import convert_as_the_readme_says, write_synthetic_smpl  # noqa: E402
 
 
-def test_smpl_body_from_model_file(scene, song, prefs, tmp_path):
+@pytest.mark.parametrize("form", ["npz", "pkl"])
+def test_smpl_body_from_model_file(scene, song, prefs, tmp_path, form):
+    """The .npz form (made as the README says) and the .pkl give the same body."""
     vertices, joints = write_synthetic_smpl(tmp_path / "SMPL_TEST.pkl")
-    prefs.smpl_model_path = str(tmp_path / "SMPL_TEST.pkl")
+    if form == "npz":
+        convert_as_the_readme_says(tmp_path / "SMPL_TEST.pkl", tmp_path / "SMPL_TEST.npz")
+    prefs.smpl_model_path = str(tmp_path / f"SMPL_TEST.{form}")
     add_strip(scene, song)
     assert generate() == {"FINISHED"}
     rig = bpy.data.objects["Dancer"]
@@ -74,3 +61,50 @@ def test_unreadable_smpl_file_is_reported(scene, song, prefs, tmp_path):
     with pytest.raises(RuntimeError, match="not a readable SMPL model"):
         generate()
     assert "Dancer" not in bpy.data.objects
+
+
+def test_npz_body_file_never_unpickles(scene, song, prefs, tmp_path):
+    """An .npz holding a pickled object (which would create a folder when unpickled) is refused unread."""
+    import os
+
+    marker = tmp_path / "the-file-ran-code"
+
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(marker),)
+
+    arrays = {"v_template": np.zeros((4, 3)), "f": np.array([Payload()], dtype=object)}
+    np.savez(tmp_path / "evil.npz", **arrays)
+    prefs.smpl_model_path = str(tmp_path / "evil.npz")
+    add_strip(scene, song)
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="not a readable SMPL model.*plain arrays only"):
+        generate()
+    assert not marker.exists() and snapshot() == before
+
+
+def _preferences_labels(prefs) -> list:
+    from addon_helpers import Layout
+
+    calls = []
+
+    class Drawn:  # the preferences, drawn into a recording layout
+        layout = Layout(calls)
+
+        def __getattr__(self, name):
+            return getattr(prefs, name)
+
+        def _draw_install(self, context, box):
+            pass
+
+    type(prefs).draw(Drawn(), bpy.context)
+    return [text for kind, text in calls if kind == "label"]
+
+
+def test_preferences_warn_about_a_pkl_body_file(prefs, tmp_path):
+    prefs.smpl_model_path = str(tmp_path / "SMPL_NEUTRAL.pkl")
+    labels = _preferences_labels(prefs)
+    assert any("unpickling it, which can run code" in (t or "") for t in labels), labels
+    assert any(".npz form (see the README)" in (t or "") for t in labels), labels
+    prefs.smpl_model_path = str(tmp_path / "SMPL_NEUTRAL.npz")
+    assert not any("unpickling" in (t or "") for t in _preferences_labels(prefs))
