@@ -266,6 +266,11 @@ class Worker:
                               message=f"{exc.problem} {DEVICE_REMEDY}")
         except M2DError as exc:
             self.channel.send(protocol.ERROR, id=request_id, kind=type(exc).__name__, message=str(exc))
+        except OSError as exc:  # past the checks: a full disk, a folder taken away
+            where = f" {exc.filename}" if exc.filename else " a file"
+            message = (f"The dance engine could not read or write{where} ({exc.strerror or exc}); nothing was "
+                       "made. Free some disk space, or check that the file and its folder are still there.")
+            self.channel.send(protocol.ERROR, id=request_id, kind="FileError", message=message)
         except MemoryError:
             self._generator = self._generator_key = None
             message = _OUT_OF_MEMORY.format(where="computer", other="a GPU (if you have one)")

@@ -28,11 +28,11 @@ ANSWER_SECONDS = 300
 class Worker:
     """``python -m inference.worker`` in a subprocess; a thread reads its events, so no wait hangs."""
 
-    def __init__(self, cwd: Path = REPO):
+    def __init__(self, cwd: Path = REPO, preexec_fn=None):
         env = {**os.environ, "PYTHONPATH": str(cwd)}
         self.proc = subprocess.Popen([sys.executable, "-u", "-m", "inference.worker"], cwd=cwd, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, preexec_fn=preexec_fn)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -193,3 +193,37 @@ def test_a_setting_out_of_range_is_refused_not_blamed_on_the_weights(worker, son
     assert "Guidance must be between 0 and 10" in event["message"] and "weights" not in event["message"]
     assert not any(e.get("stage") == protocol.SAMPLING.name for e in events) and not output.exists()
     assert worker.close() == 0
+
+
+def _files_at_most(max_bytes: int):
+    """For preexec_fn: no file may grow past ``max_bytes`` (RLIMIT_FSIZE), as on a full disk."""
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return limit
+
+
+def test_a_body_that_cannot_be_written_leaves_no_partial_file(tmp_path):
+    """The extension reuses a body file it finds (a cache per SMPL model): a half-written one, left by a
+    full disk, used to break every later generation with that model."""
+    from smpl_file import write_synthetic_smpl
+
+    write_synthetic_smpl(tmp_path / "SMPL_TEST.pkl")
+    output = tmp_path / "body.npz"
+    worker = Worker(preexec_fn=_files_at_most(8_000))  # the body takes about 12 kB
+    try:
+        assert worker.event()["event"] == protocol.READY
+        worker.send(protocol.request_line(1, protocol.SmplMeshRequest(model=str(tmp_path / "SMPL_TEST.pkl"),
+                                                                       output=str(output))))
+        event = worker.until(protocol.DONE, protocol.ERROR)[-1]
+        assert (event["event"], event["kind"]) == (protocol.ERROR, "FileError"), event
+        assert "File too large" in event["message"] and "Free some disk space" in event["message"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["SMPL_TEST.pkl"]
+        assert worker.close() == 0
+    finally:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
