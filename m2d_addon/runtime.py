@@ -52,6 +52,8 @@ TORCH_BUILDS = (
 """The ``torch_build`` preference's choices: (identifier, name, description)."""
 DOWNLOAD_GB = {"cpu": 0.3, "cuda": 3.3, "default": 0.3}
 """Approximate download of the whole runtime per PyTorch build (torch + librosa, SciPy, numba …), in GB."""
+PIP_CHECK_SECONDS = 60.0
+"""How long ``pip --version`` may take before the Python is taken to have no working pip."""
 SITE_PACKAGES = "site-packages"
 LOG_NAME = "install.log"
 
@@ -273,11 +275,16 @@ def install_plan(context=None) -> InstallPlan:
                         torch_build=prefs.torch_build, wheels=prefs.wheels_path)
 
 
-def online_access_problem() -> str | None:
-    """Why Install runtime may not go online now (Blender's *Allow Online Access*), or None."""
-    if bpy.app.online_access:
+def online_access_problem(app=None) -> str | None:
+    """Why Install runtime may not go online now (Blender's *Allow Online Access*), or None.
+
+    ``app``: ``bpy.app`` (or a stand-in with its ``online_access`` and ``online_access_override``).
+    ``online_access_override`` is set when the command line decided (``--offline-mode``, ``--online-mode``).
+    """
+    app = app or bpy.app
+    if app.online_access:
         return None
-    if getattr(bpy.app, "online_access_override", False):
+    if getattr(app, "online_access_override", False):
         return ("Blender was started in offline mode (--offline-mode), so Install runtime may not go online. "
                 "Restart Blender without it, or install from a wheel folder (see the README).")
     return ("Online access is off (Preferences › System › Network › Allow Online Access), so Install runtime "
@@ -286,8 +293,12 @@ def online_access_problem() -> str | None:
 
 def pip_runner(python: str) -> list[str]:
     """How to run pip with ``python``: its own pip, or the one bundled with Python's ensurepip."""
-    check = subprocess.run([python, "-m", "pip", "--version"], capture_output=True)
-    if check.returncode == 0:
+    try:
+        check = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, timeout=PIP_CHECK_SECONDS)
+        has_pip = check.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        has_pip = False
+    if has_pip:
         return [python, "-m", "pip"]
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         import ensurepip
@@ -343,11 +354,15 @@ class Installer:
         """What the last successful install put in place, in words."""
         self.plan: InstallPlan | None = None
         self._thread = None
+        self._ended = threading.Event()
+        """Set when the install thread has its result (an Event: a join interrupted by Ctrl+C can make
+        Thread.is_alive() say False while the thread still runs)."""
+        self._ended.set()
         self._cancelled = False
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return not self._ended.is_set()
 
     @property
     def status(self) -> str:
@@ -388,30 +403,34 @@ class Installer:
             raise M2DError(f"Cannot start pip ({exc.strerror or exc}).") from None
         self.plan, self.returncode, self.failure, self.result, self._cancelled = plan, None, "", "", False
         self.lines = [f"Installing {plan.summary()}…"]
+        self._ended.clear()
         self._thread = threading.Thread(target=self._run, args=(staging, log_file), daemon=True, name="m2d-pip")
         self._thread.start()
         redraw_while(lambda: self.running)
 
     def _run(self, staging: Path, log_file) -> None:
         code = None
-        with log_file:
-            try:
-                for line in self.proc.stdout:
-                    log_file.write(line)
-                    line = line.strip()
-                    if line:
-                        self.lines.append(line)
-                code = self.proc.wait()
-                if self._cancelled:
-                    self._fail(staging, log_file, "Cancelled; the runtime that was there before is unchanged.")
-                elif code != 0:
-                    self._fail(staging, log_file, f"pip failed (exit status {code}): " + " | ".join(self.tail()))
-                else:
-                    self.lines.append("Checking that the engine can import what was installed…")
-                    self._verify_and_swap(staging, log_file)
-            except Exception as exc:  # this thread must always end with a result the operator can report
-                self._fail(staging, log_file, f"The installation failed ({type(exc).__name__}: {exc}).")
+        try:
+            with log_file:
+                try:
+                    for line in self.proc.stdout:
+                        log_file.write(line)
+                        line = line.strip()
+                        if line:
+                            self.lines.append(line)
+                    code = self.proc.wait()
+                    if self._cancelled:
+                        self._fail(staging, log_file, "Cancelled; the runtime that was there before is unchanged.")
+                    elif code != 0:
+                        self._fail(staging, log_file, f"pip failed (exit status {code}): " + " | ".join(self.tail()))
+                    else:
+                        self.lines.append("Checking that the engine can import what was installed…")
+                        self._verify_and_swap(staging, log_file)
+                except Exception as exc:  # this thread must always end with a result the operator can report
+                    self._fail(staging, log_file, f"The installation failed ({type(exc).__name__}: {exc}).")
+        finally:
             self.returncode = 0 if not self.failure else (code or 1)
+            self._ended.set()
 
     def _fail(self, staging: Path, log_file, message: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
@@ -447,9 +466,18 @@ class Installer:
             self._cancelled = True
             self.proc.kill()
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the last install was cancelled (its failure says so)."""
+        return self._cancelled
+
     def wait(self, timeout: float | None = None) -> int | None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Block until the install ends (or ``timeout`` seconds pass), in short joins so that Ctrl+C is
+        noticed at once (a plain join cannot be interrupted on Windows)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         return self.returncode
 
 

@@ -56,7 +56,7 @@ from the internet (Allow Online Access must be on) or from the wheel folder set 
 
     def _finished(self) -> set:
         if runtime.INSTALLER.failure:
-            self.report({"ERROR"}, runtime.INSTALLER.failure)
+            self.report({"INFO" if runtime.INSTALLER.cancelled else "ERROR"}, runtime.INSTALLER.failure)
             return {"CANCELLED"}
         runtime.PROBE.run("")
         self.report({"INFO"}, runtime.INSTALLER.result)
@@ -67,7 +67,7 @@ from the internet (Allow Online Access must be on) or from the wheel folder set 
             return {"CANCELLED"}
         try:
             runtime.INSTALLER.wait()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl+C in a script: a cancel
             runtime.INSTALLER.cancel()
             runtime.INSTALLER.wait()
         return self._finished()
@@ -90,7 +90,7 @@ from the internet (Allow Online Access must be on) or from the wheel folder set 
         context.window_manager.event_timer_remove(self._timer)
         runtime.PROBE.start("")
         if runtime.INSTALLER.failure:
-            self.report({"ERROR"}, runtime.INSTALLER.failure)
+            self.report({"INFO" if runtime.INSTALLER.cancelled else "ERROR"}, runtime.INSTALLER.failure)
             return {"CANCELLED"}
         self.report({"INFO"}, runtime.INSTALLER.result)
         return {"FINISHED"}

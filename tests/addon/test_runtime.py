@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import bpy
@@ -150,3 +151,138 @@ def test_failed_install_keeps_the_runtime_that_was_there(prefs, ext, tmp_path):
         assert ext.runtime.INSTALLER.tail()
     finally:
         shutil.rmtree(site)
+
+
+# ----------------------------------------------------------------------------- online access, offline installs
+
+
+@pytest.fixture
+def kept_runtime(ext):
+    """A runtime already installed (a marker file in it), removed again after the test."""
+    site = ext.runtime.installed_site_packages(create=True)
+    (site / "kept.txt").write_text("the runtime installed before")
+    yield site
+    shutil.rmtree(site, ignore_errors=True)
+
+
+def _log_state(ext):
+    log = ext.runtime.log_path()
+    return log.read_bytes() if log.is_file() else None
+
+
+def test_install_refused_while_online_access_is_off(prefs, ext, kept_runtime):
+    """Allow Online Access off: Install runtime refuses before pip starts and says which setting."""
+    system = bpy.context.preferences.system
+    saved = system.use_online_access
+    system.use_online_access = False
+    try:
+        assert not bpy.app.online_access
+        log = _log_state(ext)
+        with pytest.raises(RuntimeError, match=r"Allow Online Access.*Turn it on, or install from a wheel folder"):
+            bpy.ops.m2d.install_runtime()
+        assert not ext.runtime.INSTALLER.running and _log_state(ext) == log
+        assert sorted(p.name for p in kept_runtime.iterdir()) == ["kept.txt"]
+    finally:
+        system.use_online_access = saved
+
+
+def test_offline_mode_from_the_command_line_is_named(prefs, ext, kept_runtime, monkeypatch):
+    """Started with --offline-mode (bpy.app.online_access_override): the message says so, since the
+    preference cannot change it."""
+    forced_off = types.SimpleNamespace(online_access=False, online_access_override=True)
+    problem = ext.runtime.online_access_problem(forced_off)
+    assert "--offline-mode" in problem and "Restart Blender without it" in problem
+    assert "Allow Online Access" not in problem
+    assert ext.runtime.online_access_problem(types.SimpleNamespace(online_access=True,
+                                                                   online_access_override=True)) is None
+    monkeypatch.setattr(ext.runtime, "bpy", types.SimpleNamespace(app=forced_off))
+    with pytest.raises(RuntimeError, match="--offline-mode"):
+        bpy.ops.m2d.install_runtime()
+    assert sorted(p.name for p in kept_runtime.iterdir()) == ["kept.txt"]
+
+
+def test_unwritable_runtime_folder_is_refused_before_pip_starts(prefs, ext, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(ext.runtime, "installed_site_packages", lambda create=False: blocker / "site-packages")
+    log = _log_state(ext)
+    (tmp_path / "torch-2.13.0-py3-none-any.whl").write_bytes(b"")
+    prefs.wheels_path = str(tmp_path)  # offline: only the folder is in the way
+    with pytest.raises(RuntimeError, match="Cannot write to .*the runtime cannot be installed there"):
+        bpy.ops.m2d.install_runtime()
+    assert not ext.runtime.INSTALLER.running and _log_state(ext) == log
+    assert blocker.read_text() == ""
+
+
+def _fake_wheel(folder: Path, name: str, version: str, init: str = "") -> None:
+    """A minimal pure-Python wheel of ``name`` whose package runs ``init`` when imported."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": init,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as whl:
+        for path, text in files.items():
+            whl.writestr(path, text)
+
+
+def test_install_that_does_not_import_keeps_the_runtime_that_was_there(prefs, ext, kept_runtime, tmp_path):
+    """pip succeeds but what it installed cannot be imported (checked in a separate process): the report
+    says so, the runtime that was there stays, Allow Online Access does not matter for a wheel folder."""
+    import re
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for spec in ext.runtime.runtime_requirements():
+        name = re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0]
+        version = {"numpy": "1.26.4"}.get(name) or spec.split("==")[1].strip()
+        _fake_wheel(wheels, name, version, "raise ImportError('a broken build')" if name == "torch" else "")
+    prefs.wheels_path = str(wheels)
+    system = bpy.context.preferences.system
+    saved = system.use_online_access
+    system.use_online_access = False
+    try:
+        with pytest.raises(RuntimeError) as info:
+            bpy.ops.m2d.install_runtime()
+    finally:
+        system.use_online_access = saved
+    message = str(info.value)
+    assert "The installed packages do not work" in message and "torch" in message, message
+    assert str(ext.runtime.log_path()) in message
+    assert sorted(p.name for p in kept_runtime.iterdir()) == ["kept.txt"]
+    assert not kept_runtime.with_name(kept_runtime.name + ".new").exists()
+    log = ext.runtime.log_path().read_text()
+    assert "Successfully installed" in log and "do not work" in log
+
+
+def test_ctrl_c_during_install_is_a_clean_cancel(prefs, ext, kept_runtime, tmp_path, monkeypatch):
+    """Ctrl+C while Install runtime waits for pip (a stand-in that never ends): {'CANCELLED'}, pip ended,
+    the runtime that was there unchanged."""
+    import _thread
+    import threading
+    import time
+
+    (tmp_path / "torch-2.13.0-py3-none-any.whl").write_bytes(b"")
+    prefs.wheels_path = str(tmp_path)
+    monkeypatch.setattr(ext.runtime, "pip_runner", lambda python: [sys.executable, "-c", "import time; time.sleep(30)"])
+
+    def interrupt_once_pip_runs():
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not ext.runtime.INSTALLER.running:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        if ext.runtime.INSTALLER.running:
+            _thread.interrupt_main()
+
+    started = time.monotonic()
+    watcher = threading.Thread(target=interrupt_once_pip_runs)
+    watcher.start()
+    try:
+        result = bpy.ops.m2d.install_runtime()
+    finally:
+        watcher.join()
+    assert result == {"CANCELLED"} and time.monotonic() - started < 20
+    assert ext.runtime.INSTALLER.cancelled and ext.runtime.INSTALLER.proc.poll() is not None
+    assert sorted(p.name for p in kept_runtime.iterdir()) == ["kept.txt"]
