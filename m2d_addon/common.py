@@ -18,9 +18,25 @@ EXTENSION_DIR = Path(__file__).resolve().parent.parent
 
 
 def user_dir(*parts: str) -> Path:
-    """A folder in the extension's per-user directory, created if needed (never the extension's folder)."""
+    """A folder in the extension's per-user directory, created if needed (never the extension's folder).
+
+    M2DError when it cannot be made (Blender then gives "" for it, which would mean the working folder).
+    """
     sub = os.path.join(*parts) if parts else ""
-    return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, path=sub, create=True))
+    path = bpy.utils.extension_path_user(ADDON_PACKAGE, path=sub, create=True)
+    if not path or not os.path.isdir(path):
+        where = os.path.join(bpy.utils.extension_path_user(ADDON_PACKAGE, path="", create=False), sub)
+        raise M2DError(f"Music2Dance cannot create its folder {where} (a file in the way, or a full or read-only "
+                       "disk?). Remove what is in the way, or free some disk space.")
+    return Path(path)
+
+
+def file_error(exc: OSError) -> str:
+    """The report for a file that could not be read or written past every check (a full disk, a folder
+    taken away while the dance was made)."""
+    what = exc.filename or "a file"
+    return (f"Could not read or write {what} ({exc.strerror or exc}); nothing was changed. Free some disk "
+            "space, or check the folder and its permissions.")
 
 
 def preferences(context=None):

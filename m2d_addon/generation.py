@@ -21,6 +21,7 @@ import numpy as np
 from ..inference.config import CONFIG_FILE, WEIGHTS_FILE
 from ..inference.dance import Dance
 from ..inference.errors import Cancelled, M2DError
+from ..inference.files import output_path
 from ..inference.protocol import TAKE_KEY, GenerateRequest, SmplMeshRequest, TakeInfo
 from . import bridge, character, rig, timing
 from .common import EXTENSION_DIR, preferences, user_dir
@@ -56,8 +57,13 @@ def sound_path(strip) -> tuple[str, bool]:
     if sound.packed_file is not None:
         fd, path = tempfile.mkstemp(prefix="packed-", suffix=Path(sound.filepath).suffix or ".wav",
                                     dir=user_dir("work"))
-        with os.fdopen(fd, "wb") as f:
-            f.write(sound.packed_file.data)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(sound.packed_file.data)
+        except OSError as exc:
+            Path(path).unlink(missing_ok=True)
+            raise M2DError(f"Cannot write the music packed in the file for the engine to {path} "
+                           f"({exc.strerror or exc}). Free some disk space.") from None
         return path, True
     path = bpy.path.abspath(sound.filepath, library=sound.library)
     if not os.path.isfile(path):
@@ -160,9 +166,7 @@ def make_plan(context, save_npz: str = "") -> Plan:
             raise M2DError(f"The SMPL body file {smpl_model} does not exist. Fix it in the preferences "
                            "or clear it to use the mannequin.")
     if save_npz:
-        save_npz = bpy.path.abspath(save_npz)
-        if not os.path.isdir(os.path.dirname(save_npz) or "."):
-            raise M2DError(f"The folder of {save_npz} does not exist.")
+        save_npz = str(output_path(bpy.path.abspath(save_npz), ".npz", "saved motion"))
     audio, audio_is_temporary = sound_path(strip)
     fd, output = tempfile.mkstemp(prefix="dance-", suffix=".npz", dir=user_dir("work"))
     os.close(fd)

@@ -33,7 +33,7 @@ import bpy
 
 from ..inference.errors import M2DError
 from . import worker_client
-from .common import EXTENSION_DIR, preferences, redraw_while, user_dir
+from .common import ADDON_PACKAGE, EXTENSION_DIR, preferences, redraw_while, user_dir
 
 RUNTIME_PACKAGES = ("torch", "numpy", "librosa", "soundfile", "soxr", "scipy", "safetensors", "smplx")
 """The requirements.txt entries the engine process needs."""
@@ -383,6 +383,7 @@ class Installer:
         staging = plan.target.with_name(plan.target.name + ".new")
         shutil.rmtree(staging, ignore_errors=True)
         command = plan.command(into=staging, pip=pip)
+        user_dir("logs")
         log = log_path()
         try:
             log_file = open(log, "w", encoding="utf-8")
@@ -482,8 +483,8 @@ class Installer:
 
 
 def log_path() -> Path:
-    """pip's full output of the last install."""
-    return user_dir("logs") / LOG_NAME
+    """pip's full output of the last install (its folder is made when an install starts)."""
+    return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, path="logs", create=False)) / LOG_NAME
 
 
 INSTALLER = Installer()
