@@ -15,9 +15,9 @@ _TEMP_STEM = 40
 255-character limit must still leave room for the temporary one's prefix and random part)."""
 
 
-def _temp_beside(path: Path, suffix: str = "") -> Path:
+def _temp_beside(path: Path) -> Path:
     """A new empty file in ``path``'s folder, named after it and hidden."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:_TEMP_STEM]}.", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:_TEMP_STEM]}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     return Path(tmp)
 
@@ -53,16 +53,10 @@ def atomic_paths(*paths):
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str = ""):
+def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, else it is removed."""
-    path = Path(path)
-    tmp = _temp_beside(path, suffix)
-    try:
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        _publish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_npz(path, **arrays) -> Path:

@@ -31,12 +31,13 @@ def user_dir(*parts: str) -> Path:
     return Path(path)
 
 
-def file_error(exc: OSError) -> str:
-    """The report for a file that could not be read or written past every check (a full disk, a folder
+def error_message(exc: M2DError | OSError) -> str:
+    """The report for an M2DError (its message), or for an OSError past every check (a full disk, a folder
     taken away while the dance was made)."""
-    what = exc.filename or "a file"
-    return (f"Could not read or write {what} ({exc.strerror or exc}); nothing was changed. Free some disk "
-            "space, or check the folder and its permissions.")
+    if isinstance(exc, M2DError):
+        return str(exc)
+    return (f"Could not read or write {exc.filename or 'a file'} ({exc.strerror or exc}); nothing was changed. "
+            "Free some disk space, or check the folder and its permissions.")
 
 
 def preferences(context=None):

@@ -90,8 +90,8 @@ class M2D_AP_preferences(AddonPreferences):
         col.prop(self, "weights_path")
         col.prop(self, "smpl_model_path")
         if is_pickle(self.smpl_model_path):
-            for line in PICKLE_WARNING:
-                col.label(text=line, icon="ERROR" if line is PICKLE_WARNING[0] else "BLANK1")
+            for i, line in enumerate(PICKLE_WARNING):
+                col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         col.prop(self, "keep_loaded")
 
     def _draw_install(self, context, box):

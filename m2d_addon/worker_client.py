@@ -227,20 +227,16 @@ class Job:
             "CPU as Device in the Dance panel.")
         self.client.kill()
 
-    def wait(self, on_progress=None, timeout: float | None = None) -> dict:
+    def wait(self, on_progress=None) -> dict:
         """Block until finished (scripts, background mode); returns the result or raises its error.
 
-        ``timeout``: seconds in all; whatever it is, an engine silent for :data:`STALL_SECONDS` is ended.
+        An engine silent for :data:`STALL_SECONDS` is ended and its job failed.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         last = None
         while not self.finished:
             try:
                 self._handle(self.client.events.get(timeout=0.2))
             except queue.Empty:
-                if deadline is not None and time.monotonic() > deadline:
-                    self.cancel()
-                    raise M2DError("The dance engine did not answer in time; it was stopped.")
                 self._check_stalled()
             if on_progress is not None and (self.stage, self.done) != last:
                 last = self.stage, self.done

@@ -13,7 +13,7 @@ from bpy.types import Operator
 
 from ...inference.errors import M2DError
 from .. import generation, regenerate
-from ..common import file_error, preferences, tag_redraw_all
+from ..common import error_message, preferences, tag_redraw_all
 from ..jobs import SESSION
 
 TIMER_SECONDS = 0.1
@@ -60,17 +60,13 @@ class _EngineOperator:
         prefs = preferences(context)
         try:
             run = self._run = self._make_run(context)
-        except M2DError as exc:
-            return self._fail(str(exc))
-        except OSError as exc:
-            return self._fail(file_error(exc))
+        except (M2DError, OSError) as exc:
+            return self._fail(error_message(exc))
         try:
             run.start().wait(on_progress=_print_progress if bpy.app.background else None)
             obj, action = run.finish(context)
-        except M2DError as exc:
-            return self._fail(str(exc))
-        except OSError as exc:
-            return self._fail(file_error(exc))
+        except (M2DError, OSError) as exc:
+            return self._fail(error_message(exc))
         except KeyboardInterrupt:  # Ctrl+C in a script: a cancel, like the panel's button
             run.cancel()
             return self._cancelled("Cancelled (Ctrl+C); nothing was changed.")
@@ -89,7 +85,7 @@ class _EngineOperator:
         except (M2DError, OSError) as exc:
             if self._run is not None:
                 self._run.close()
-            return self._fail(str(exc) if isinstance(exc, M2DError) else file_error(exc))
+            return self._fail(error_message(exc))
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
         wm.modal_handler_add(self)
@@ -124,10 +120,8 @@ class _EngineOperator:
                 return self._fail(str(run.error))
             try:
                 obj, action = run.finish(context)
-            except M2DError as exc:
-                return self._fail(str(exc))
-            except OSError as exc:
-                return self._fail(file_error(exc))
+            except (M2DError, OSError) as exc:
+                return self._fail(error_message(exc))
             return self._done(obj, action, run.seconds)
         finally:
             run.close()
