@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from synthetic import SR, music_like
+from write_failures import files_at_most, refusing_folder
 
 from inference import skeleton as sk
 from inference.cli import main
@@ -233,18 +234,11 @@ def test_importing_the_package_is_light():
 
 def _cli_process(args, prelude: str = "", max_file_bytes: int | None = None):
     """``python -m inference`` in a subprocess. ``prelude``: Python run before the CLI (to stand in for the
-    platform); ``max_file_bytes``: no file may grow past this (RLIMIT_FSIZE), as on a full disk."""
-    import resource
-    import signal
-
-    def limit_files():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-
+    platform); ``max_file_bytes``: no file may grow past this, as on a full disk."""
     code = prelude + "import sys; from inference.cli import main; sys.exit(main(sys.argv[1:]))"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=600, preexec_fn=limit_files if max_file_bytes else None)
+                          cwd=REPO, timeout=600, preexec_fn=files_at_most(max_file_bytes) if max_file_bytes else None)
 
 
 def _one_line_error(r, *fragments):
@@ -256,17 +250,6 @@ def _one_line_error(r, *fragments):
         assert fragment in last, last
 
 
-def _refusing_folder(tmp_path) -> Path:
-    """A folder that takes no new file although ``os.access`` says it does (as for root on a read-only
-    mount, under Windows ACLs, on network drives)."""
-    if os.geteuid() == 0:
-        return Path("/sys")  # root: os.access says yes, the kernel says no
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    return folder
-
-
 ACCESS_SAYS_YES = "import os; os.access = lambda *args, **kwargs: True; "
 """What a file system os.access misjudges looks like to the CLI."""
 
@@ -275,7 +258,7 @@ ACCESS_SAYS_YES = "import os; os.access = lambda *args, **kwargs: True; "
 def test_unwritable_output_is_refused_before_work(song, tiny_weights, tmp_path, which):
     """-o or --preview in a folder that refuses files: exit 2 with one line naming the folder, and no
     other output left behind (the npz used to stay when only the preview failed)."""
-    folder = _refusing_folder(tmp_path)
+    folder = refusing_folder(tmp_path)
     out, gif = tmp_path / "dance.npz", tmp_path / "dance.gif"
     if which == "output":
         out = folder / "dance.npz"

@@ -195,26 +195,15 @@ def test_a_setting_out_of_range_is_refused_not_blamed_on_the_weights(worker, son
     assert worker.close() == 0
 
 
-def _files_at_most(max_bytes: int):
-    """For preexec_fn: no file may grow past ``max_bytes`` (RLIMIT_FSIZE), as on a full disk."""
-    import resource
-    import signal
-
-    def limit():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
-
-    return limit
-
-
 def test_a_body_that_cannot_be_written_leaves_no_partial_file(tmp_path):
     """The extension reuses a body file it finds (a cache per SMPL model): a half-written one, left by a
     full disk, used to break every later generation with that model."""
     from smpl_file import write_synthetic_smpl
+    from write_failures import files_at_most
 
     write_synthetic_smpl(tmp_path / "SMPL_TEST.pkl")
     output = tmp_path / "body.npz"
-    worker = Worker(preexec_fn=_files_at_most(8_000))  # the body takes about 12 kB
+    worker = Worker(preexec_fn=files_at_most(8_000))  # the body takes about 12 kB
     try:
         assert worker.event()["event"] == protocol.READY
         worker.send(protocol.request_line(1, protocol.SmplMeshRequest(model=str(tmp_path / "SMPL_TEST.pkl"),

@@ -4,16 +4,17 @@ file stays behind."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import resource
-import signal
 import shutil
+import signal
+import sys
 from pathlib import Path
 
 import bpy
 import pytest
 from addon_helpers import add_strip, generate, snapshot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for write_failures
+from write_failures import full_disk, refusing_folder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file size limits")
 
@@ -30,23 +31,13 @@ def fails_with(*fragments, **kwargs) -> str:
     return message
 
 
-def _refusing_folder(tmp_path) -> Path:
-    """A folder that takes no new file (for root, whom permissions do not stop: /sys)."""
-    if os.geteuid() == 0:
-        return Path("/sys")
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    return folder
-
-
 @pytest.mark.parametrize("where", ["refusing folder", "a folder itself", "no folder", "not npz"])
 def test_save_motion_path_is_checked_before_any_work(scene, song, tmp_path, where):
     """Generate Dance's save_npz used to be checked for its folder only and written at the very end:
     a folder given as the file, or a folder that refuses files, ended in a traceback after sampling."""
     add_strip(scene, song)
     path, message = {
-        "refusing folder": (_refusing_folder(tmp_path) / "motion.npz", "Cannot write into"),
+        "refusing folder": (refusing_folder(tmp_path) / "motion.npz", "Cannot write into"),
         "a folder itself": (tmp_path / "folder.npz", "is a folder; give a file name for the saved motion"),
         "no folder": (tmp_path / "nowhere" / "motion.npz", "does not exist"),
         "not npz": (tmp_path / "motion.txt", "The saved motion file must end in .npz"),
@@ -79,19 +70,6 @@ def test_work_folder_that_cannot_be_made(scene, song, ext, work_folder, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-@contextlib.contextmanager
-def full_disk(max_bytes: int = 64_000):
-    """While active, no file may grow past ``max_bytes`` in this process (RLIMIT_FSIZE), as on a full disk."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
-
-
 def test_packed_music_on_a_full_disk(scene, song, work_folder):
     """A sound packed in the .blend is written out for the engine: a full disk used to end in an OSError
     traceback and leave the partial copy behind."""
@@ -100,7 +78,7 @@ def test_packed_music_on_a_full_disk(scene, song, work_folder):
     assert strip.sound.packed_file is not None and strip.sound.packed_file.size > 64_000
     before = sorted(work_folder.iterdir())
     snap = snapshot()
-    with pytest.raises(RuntimeError) as info, full_disk():
+    with pytest.raises(RuntimeError) as info, full_disk(64_000):
         generate()
     message = str(info.value)
     assert "Cannot write the music packed in the file" in message and "File too large" in message, message
