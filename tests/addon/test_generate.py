@@ -231,7 +231,7 @@ def _fake_operator(run):
     op_type = bpy.types.M2D_OT_generate
     reports = []
     fake = types.SimpleNamespace(_run=run, _timer=None, report=lambda level, text: reports.append((level, text)))
-    for name in ("_stop", "_fail", "_done", "tick"):
+    for name in ("_stop", "_fail", "_cancelled", "_done", "tick"):
         setattr(fake, name, types.MethodType(getattr(op_type, name), fake))
     return fake, reports
 
