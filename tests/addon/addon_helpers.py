@@ -115,3 +115,21 @@ def draw(panel_type, context):
     calls = []
     panel_type.draw(types.SimpleNamespace(layout=Layout(calls)), context)
     return calls
+
+
+def draw_preferences() -> list:
+    """The calls the extension's preferences make when drawn (into a recording :class:`Layout`)."""
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    calls = []
+
+    class Drawn:  # the preferences, drawn into the recording layout
+        layout = Layout(calls)
+
+        def __getattr__(self, name):
+            return getattr(prefs, name)
+
+        def _draw_install(self, context, box):
+            type(prefs)._draw_install(self, context, box)
+
+    type(prefs).draw(Drawn(), bpy.context)
+    return calls

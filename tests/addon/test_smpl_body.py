@@ -12,7 +12,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import add_strip, generate, snapshot
+from addon_helpers import add_strip, draw_preferences, generate, snapshot
 
 from inference import skeleton as sk
 
@@ -83,28 +83,14 @@ def test_npz_body_file_never_unpickles(scene, song, prefs, tmp_path):
     assert not marker.exists() and snapshot() == before
 
 
-def _preferences_labels(prefs) -> list:
-    from addon_helpers import Layout
-
-    calls = []
-
-    class Drawn:  # the preferences, drawn into a recording layout
-        layout = Layout(calls)
-
-        def __getattr__(self, name):
-            return getattr(prefs, name)
-
-        def _draw_install(self, context, box):
-            pass
-
-    type(prefs).draw(Drawn(), bpy.context)
-    return [text for kind, text in calls if kind == "label"]
+def _preferences_labels() -> list:
+    return [text or "" for kind, text in draw_preferences() if kind == "label"]
 
 
 def test_preferences_warn_about_a_pkl_body_file(prefs, tmp_path):
     prefs.smpl_model_path = str(tmp_path / "SMPL_NEUTRAL.pkl")
-    labels = _preferences_labels(prefs)
-    assert any("unpickling it, which can run code" in (t or "") for t in labels), labels
-    assert any(".npz form (see the README)" in (t or "") for t in labels), labels
+    labels = _preferences_labels()
+    assert any("unpickling it, which can run code" in t for t in labels), labels
+    assert any(".npz form (see the README)" in t for t in labels), labels
     prefs.smpl_model_path = str(tmp_path / "SMPL_NEUTRAL.npz")
-    assert not any("unpickling" in (t or "") for t in _preferences_labels(prefs))
+    assert not any("unpickling" in t for t in _preferences_labels())

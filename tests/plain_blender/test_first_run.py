@@ -14,7 +14,7 @@ import sys
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import ADDON, REPO, Layout, add_strip, draw
+from addon_helpers import ADDON, REPO, add_strip, draw, draw_preferences
 
 
 def test_enabled_without_importing_the_runtime(addon, runtime_imported):
@@ -60,28 +60,11 @@ def test_panels_draw(addon, runtime_imported):
     assert runtime_imported() == []
 
 
-def _draw_preferences():
-    prefs = bpy.context.preferences.addons[ADDON].preferences
-    calls = []
-
-    class Self:  # the preferences, drawn into the recording layout
-        layout = Layout(calls)
-
-        def __getattr__(self, name):
-            return getattr(prefs, name)
-
-        def _draw_install(self, context, box):
-            type(prefs)._draw_install(self, context, box)
-
-    type(prefs).draw(Self(), bpy.context)
-    return calls
-
-
 def test_preferences_say_the_runtime_is_missing(runtime):
     assert bpy.ops.m2d.check_runtime() == {"FINISHED"}
     assert runtime.PROBE.state == "missing"
     assert "Missing: torch" in runtime.PROBE.message
-    calls = _draw_preferences()
+    calls = draw_preferences()
     assert ("label", runtime.PROBE.message) in calls
     assert ("operator", "m2d.install_runtime") in calls and bpy.ops.m2d.install_runtime.poll()
     assert any(c[0] == "label" and (c[1] or "").startswith("Will install PyTorch") for c in calls)
