@@ -26,9 +26,9 @@ from ..inference.errors import Cancelled, M2DError
 
 STALL_SECONDS = 600.0
 """How long a job may go without a word from the engine (a progress event or its answer) before the
-engine is taken for hung, ended and reported. Generous: a healthy engine's longest silences are one
-stage's first step on a slow computer (importing PyTorch, loading the model, the first GPU call, reading
-a long song's features), which take seconds to a minute or two, while it reports every sampling step."""
+engine is taken for hung, ended and reported. Generous: a healthy engine reports every sampling step, and
+its longest silences are a stage's first step on a slow computer (importing PyTorch, loading the model,
+the first GPU call, reading a long song's features)."""
 
 
 class WorkerDied(M2DError):
