@@ -23,10 +23,14 @@ def _temp_beside(path: Path) -> Path:
 
 
 def _publish(tmp: Path, path: Path) -> None:
-    """Give ``tmp`` the ordinary permissions of a new file (umask applied) and move it onto ``path``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    """Move ``tmp`` onto ``path`` with the permissions ``path`` had, or those of a new file (umask applied)."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -36,7 +40,8 @@ def atomic_paths(*paths):
     its target, else all are removed.
 
     So several outputs of one job appear together or not at all. The file gets
-    the ordinary permissions of a new file, not the private mode of a temporary one.
+    the permissions of the file it replaces, or the ordinary ones of a new file (not the private mode of a
+    temporary one).
     """
     targets = [Path(p) for p in paths]
     temps: list[Path] = []
@@ -88,12 +93,20 @@ def output_path(path: str, suffix: str, what: str) -> Path:
         raise M2DError(f"{p} is a folder; give a file name for the {what}.")
     if not p.parent.is_dir():
         raise M2DError(f"The folder {p.parent} does not exist; create it or choose another place for the {what}.")
-    try:
-        _temp_beside(p).unlink()
-    except OSError as exc:
-        raise M2DError(f"Cannot write into {p.parent} ({exc.strerror or exc}); choose another place "
-                       f"for the {what}.") from None
+    problem = cannot_write_in(p.parent)
+    if problem:
+        raise M2DError(f"Cannot write into {p.parent} ({problem}); choose another place for the {what}.")
     return p
+
+
+def cannot_write_in(folder: Path) -> str:
+    """Why no file can be created in ``folder`` ('' when one can), found by creating and removing one:
+    ``os.access`` misjudges it for root, Windows ACLs, read-only and network mounts."""
+    try:
+        _temp_beside(Path(folder) / "probe").unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
 
 
 def write_failed(exc: OSError, *paths) -> M2DError:

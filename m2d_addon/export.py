@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..inference import files
 from ..inference.errors import M2DError
 from . import bridge, fbx, rig
 
@@ -72,8 +71,10 @@ def checked_path(filepath: str, ext: str) -> Path:
         raise M2DError(f"{folder} is a file, not a folder, so {path} cannot be written. Choose another folder.")
     if path.exists() and not path.is_file():
         raise M2DError(f"{path} exists and is not a regular file. Choose another file name.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise M2DError(f"The folder {folder} is not writable. Choose another folder, or change its permissions.")
+    problem = files.cannot_write_in(folder)
+    if problem:
+        raise M2DError(f"Cannot write into the folder {folder} ({problem}). Choose another folder, or change "
+                       "its permissions.")
     return path
 
 
@@ -86,35 +87,17 @@ def _os_error(exc: OSError, path: Path) -> M2DError:
 
 @contextlib.contextmanager
 def written_whole(path: Path):
-    """Yields a temporary file beside ``path`` to write; moves it onto ``path`` when the block ends without
-    an error, else removes it (``path`` is never half-written). OSError becomes M2DError."""
-    temporary = None
+    """Yields a temporary file beside ``path`` to write (:func:`inference.files.atomic_path`): it replaces
+    ``path`` when the block ends without an error and is not empty, else it is removed (``path`` is never
+    half-written). OSError becomes M2DError."""
     try:
-        for _ in range(100):
-            candidate = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
-            try:
-                with open(candidate, "xb"):  # the folder's default permissions, unlike mkstemp's 0600
-                    temporary = candidate
-                break
-            except FileExistsError:
-                continue
-        if temporary is None:
-            raise M2DError(f"Could not find a free temporary name beside {path}. Choose another folder.")
-        yield temporary
-        if temporary.stat().st_size == 0:
-            raise M2DError(f"The exporter wrote nothing to {path}. Nothing was written; check the System Console "
-                           "for the exporter's messages.")
-        if path.exists():
-            with contextlib.suppress(OSError):
-                shutil.copymode(path, temporary)
-        os.replace(temporary, path)
-        temporary = None
+        with files.atomic_path(path) as temporary:
+            yield temporary
+            if temporary.stat().st_size == 0:
+                raise M2DError(f"The exporter wrote nothing to {path}. Nothing was written; check the System "
+                               "Console for the exporter's messages.")
     except OSError as exc:
         raise _os_error(exc, path) from exc
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
 
 
 # ----------------------------------------------------------------------------- the rig

@@ -8,12 +8,16 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
 import rigs
 from addon_helpers import ADDON, add_strip, draw, generate, snapshot, write_song
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for write_failures
+from write_failures import full_disk, refusing_folder  # noqa: E402
 
 SONG_SECONDS = 2.5
 TOLERANCE_MM = 1.0
@@ -247,6 +251,29 @@ def test_a_file_is_not_a_folder(dances, tmp_path):
     _refused("is a file, not a folder", filepath=str(tmp_path / "notes.txt" / "dance.fbx"))
     _refused("is a file, not a folder", filepath=str(tmp_path / "notes.txt" / "sub" / "dance.glb"), format="GLB")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_that_takes_no_file(dances, tmp_path):
+    """Read-only (or /sys for root, whom permissions do not stop): refused before anything is exported."""
+    _open(dances, "SMPL")
+    folder = refusing_folder(tmp_path)
+    before = sorted(os.listdir(folder))
+    _refused("Cannot write into the folder", filepath=str(folder / "dance.fbx"))
+    assert sorted(os.listdir(folder)) == before
+
+
+@pytest.mark.parametrize("fmt", ["FBX", "BVH", "GLB"])
+def test_a_full_disk_while_the_exporter_writes(dances, export_module, tmp_path, fmt):
+    """Blender's own exporter meets a full disk (RLIMIT_FSIZE): one report, the old file kept, nothing else."""
+    _open(dances, "UE5-A")
+    target = tmp_path / f"dance{export_module.extension(fmt)}"
+    target.write_bytes(b"the animator's earlier export")
+    before = snapshot()
+    with full_disk(16 * 1024), pytest.raises(RuntimeError, match=r"(failed|Could not write).*Nothing was written"):
+        bpy.ops.m2d.export(filepath=str(target), format=fmt, root_motion=False)
+    assert snapshot() == before
+    assert sorted(os.listdir(tmp_path)) == [target.name]
+    assert target.read_bytes() == b"the animator's earlier export"
 
 
 def test_no_file_name_and_unsaved_relative_path(scene, tmp_path):
