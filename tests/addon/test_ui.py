@@ -33,8 +33,9 @@ def test_takes_and_export_panels(scene, song):
     assert generate() == {"FINISHED"}
     assert bpy.types.VIEW3D_PT_m2d_takes.poll(bpy.context)
     assert ("list", "takes") in draw(bpy.types.VIEW3D_PT_m2d_takes, bpy.context)
-    assert [c for c in draw(bpy.types.VIEW3D_PT_m2d_export, bpy.context) if c[0] == "operator"] == [
-        ("operator", "m2d.export_fbx")] * 3
+    drawn = draw(bpy.types.VIEW3D_PT_m2d_export, bpy.context)
+    assert [c for c in drawn if c[0] == "operator"] == [("operator", "m2d.export")]
+    assert {("prop", name) for name in ("format", "preset", "root_motion")} <= set(drawn)
 
 
 def test_progress_and_cancel_while_running(scene, song, ext, prefs):
