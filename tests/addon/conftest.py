@@ -33,8 +33,23 @@ from addon_helpers import ADDON, write_song  # noqa: E402
 SONG_SECONDS = 6.0
 
 
+_EXIT_STATUS = [0]
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_TMP, ignore_errors=True)
+    _EXIT_STATUS[0] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """End the process with pytest's status once everything is reported, skipping the interpreter's
+    shutdown: when anything keeps the bpy module alive through it (a failed test's traceback, an add-on's
+    cached classes), Blender's exit code never runs and its sound thread deadlocks the exit
+    (``delayed_close_thread_run`` against ``GlobalState::~GlobalState``), so the run would hang instead of
+    failing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS[0])
 
 
 @pytest.fixture(scope="session")
