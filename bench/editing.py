@@ -66,7 +66,7 @@ def edits(source, fps: int) -> dict:
     return out
 
 
-def measure(generator, music: np.ndarray, beats: np.ndarray, seeds, steps, log=print) -> dict:
+def measure(generator, music: np.ndarray, beats: np.ndarray, seeds, steps, log=print, sampler=None) -> dict:
     """Generate the free dances and every edit for each seed; print and return the figures.
 
     Each edit (seed ``s + 1000``) is compared with the unconstrained dance of its own seed: the
@@ -76,8 +76,9 @@ def measure(generator, music: np.ndarray, beats: np.ndarray, seeds, steps, log=p
     on the same free frames.
     """
     fps = generator.config.fps
-    source = {s: generator.generate_from_features(music, seed=s, steps=steps) for s in seeds}
-    free = {s: generator.generate_from_features(music, seed=s + EDIT_SEED_OFFSET, steps=steps) for s in seeds}
+    settings = {"sampler": sampler, "steps": steps}
+    source = {s: generator.generate_from_features(music, seed=s, **settings) for s in seeds}
+    free = {s: generator.generate_from_features(music, seed=s + EDIT_SEED_OFFSET, **settings) for s in seeds}
     log(f"{len(seeds)} seeds x {len(music) / fps:.1f} s; 95th percentile of velocity change (the seam "
         "threshold) of the unconstrained dances: "
         + ", ".join(f"{E.seam_threshold(d.joints) * 1000:.2f}" for d in free.values()) + " mm/frame^2")
@@ -91,7 +92,7 @@ def measure(generator, music: np.ndarray, beats: np.ndarray, seeds, steps, log=p
         count = 0
         for s in seeds:
             c = edits(source[s], fps)[name]
-            dance = generator.generate_from_features(music, seed=s + EDIT_SEED_OFFSET, steps=steps, constraints=c)
+            dance = generator.generate_from_features(music, seed=s + EDIT_SEED_OFFSET, constraints=c, **settings)
             err = E.pin_errors(dance.smpl_poses, dance.smpl_trans, c)
             rot, root = max(rot, err.rotation), max(root, err.root)
             open_frames = ~E.pinned_frames(c)
@@ -133,7 +134,8 @@ def main(argv=None) -> int:
     parser.add_argument("--start", type=float, default=0.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    parser.add_argument("--sampler", default=None, help="dpmpp_2m or ddim (default: the model's)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="8 s, 2 seeds, 10 steps")
     args = parser.parse_args(argv)
@@ -170,7 +172,9 @@ def main(argv=None) -> int:
     if args.random_weights:
         print("random weights: the motion is noise, so these figures check the machinery only")
     started = time.perf_counter()
-    measure(generator, music, beats, list(range(args.seeds)), args.steps)
+    sampler, steps = generator.config.sampling(args.sampler, args.steps)
+    print(f"sampler {sampler}, {steps} steps")
+    measure(generator, music, beats, list(range(args.seeds)), args.steps, sampler=args.sampler)
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
 

@@ -1,6 +1,7 @@
 """Model quality: generate for held-out and unheard music, score against held-out ground truth.
 
     python bench/quality.py --cache cache/ballroom.npz [--weights weights/] [--unheard-seconds 30]
+    python bench/quality.py --sampler ddim --steps 50 --first-seed 2   # another sampler, other seeds
 
 Prints one metric table (``inference.evaluation.evaluate``), then each bar of the model
 card with its measured value: beat alignment against held-out ground truth and
@@ -67,10 +68,15 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="longest stretch generated per held-out dance")
     parser.add_argument("--out", default=str(ROOT / "out" / "quality"))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per song for the diversity check")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seed of the held-out dances and the first of each unheard song's (default 0)")
+    parser.add_argument("--sampler", default=None, help="dpmpp_2m or ddim (default: the model's)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     parser.add_argument("--no-beat-snap", action="store_true", help="the network's timing, without beat snap")
     parser.add_argument("--no-foot-lock", action="store_true", help="the network's feet, without foot lock")
     args = parser.parse_args()
-    post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock}
+    post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock,
+            "sampler": args.sampler, "steps": args.steps}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -85,7 +91,7 @@ def main() -> None:
     for d in cache.split("test"):
         audio, start = audio_of[d.name]
         seconds = min(d.num_frames / cache.fps, args.max_seconds)
-        dance, ev = generated(gen, audio, start, seconds, 0, f"heldout_{d.name}", out, post)
+        dance, ev = generated(gen, audio, start, seconds, args.first_seed, f"heldout_{d.name}", out, post)
         held_out.append(ev)
         print(f"  {d.name}: {seconds:.0f} s generated ({time.monotonic() - started:.0f} s)", flush=True)
 
@@ -99,7 +105,7 @@ def main() -> None:
     for audio, start in songs:
         if not audio.exists():
             continue
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             dance, ev = generated(gen, audio, start, args.unheard_seconds, seed,
                                   f"unheard_{audio.parent.name}_{seed}", out, post)
             ev.music = f"{audio}@{start}"
@@ -118,7 +124,7 @@ def main() -> None:
         checks["frozen_s"].append(frozen_stretch(ev.joints, ev.fps))
 
     sets = {"generated, held-out music": held_out,
-            "generated, unheard music (seed 0)": [ev for seed, ev in unheard if seed == 0],
+            f"generated, unheard music (seed {args.first_seed})": [ev for seed, ev in unheard if seed == args.first_seed],
             "generated, unheard music (all seeds)": [ev for _, ev in unheard],
             "ground truth, held-out": truth}
     results = evaluate_sets(sets, truth)
@@ -139,7 +145,7 @@ def main() -> None:
     def bar(name, value, target, ok):
         bars.append({"bar": name, "value": value, "target": target, "met": bool(ok)})
 
-    for label in ("generated, held-out music", "generated, unheard music (seed 0)"):
+    for label in ("generated, held-out music", f"generated, unheard music (seed {args.first_seed})"):
         r = results[label]
         bar(f"BA {label} >= ground truth", round(r.ba, 3), f">= {gt.ba:.3f}", r.ba >= gt.ba)
         bar(f"BA {label}: own music > other song", f"{r.ba:.3f} vs {r.ba_other:.3f}", "clearly above",

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from .config import SAMPLERS
 from .errors import M2DError
 from .files import atomic_paths, output_path, write_failed
 from .protocol import FEATURES, FINISHING, SAMPLING, stage as stage_of
@@ -94,7 +95,8 @@ def _cmd_generate(args) -> int:
     progress = TerminalProgress()
     try:
         dance = generator.generate(
-            args.audio, start=args.start, duration=args.duration, seed=args.seed, steps=args.steps,
+            args.audio, start=args.start, duration=args.duration, seed=args.seed, sampler=args.sampler,
+            steps=args.steps,
             guidance=args.guidance, eta=args.eta, constraints=constraints, beat_snap=not args.no_beat_snap,
             foot_lock=not args.no_foot_lock, progress=progress,
         )
@@ -129,9 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--start", type=float, default=0.0, help="seconds into the song to start (default 0)")
     g.add_argument("--duration", type=float, default=None, help="seconds of music to dance to (default: to the end)")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same dance")
-    g.add_argument("--steps", type=int, default=None, help="DDIM sampling steps (default from the model, 50)")
+    g.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="dpmpp_2m (DPM-Solver++(2M)) or ddim (default from the model, dpmpp_2m)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default from the model: 20 for dpmpp_2m; 50 for ddim)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight (default 2)")
-    g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 stochastic (default 0)")
+    g.add_argument("--eta", type=float, default=None,
+                   help="with --sampler ddim: 0 deterministic, 1 stochastic (default 0)")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="keep the network's own timing (by default accents within 0.1 s of a beat move onto it)")
     g.add_argument("--no-foot-lock", action="store_true",

@@ -19,6 +19,16 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 """A model is a folder holding these two files (see :mod:`inference.network.weights`)."""
 
+DDIM = "ddim"
+DPMPP_2M = "dpmpp_2m"
+SAMPLERS = (DPMPP_2M, DDIM)
+"""Sampler names: DPM-Solver++(2M) (:mod:`inference.sampling.dpm_solver`) and deterministic-or-not DDIM
+(:mod:`inference.sampling.diffusion`)."""
+SAMPLER_STEPS = {DPMPP_2M: 20, DDIM: 50}
+"""Each sampler's usual step count, where a sampler other than the model's own takes its steps from."""
+LEGACY_SETTINGS = {"sampler": DDIM}
+"""Settings a config saved before they existed takes: what that version did."""
+
 # Per-frame motion layout (EDGE): 4 foot contacts, root translation, 24 local rotations in 6D.
 NUM_CONTACTS = 4
 ROOT_DIMS = 3
@@ -61,8 +71,12 @@ class M2DConfig:
     """Offset of the cosine schedule (Nichol & Dhariwal 2021, eq. 17)."""
 
     # --- sampling defaults ---
-    sample_steps: int = 50
+    sampler: str = DPMPP_2M
+    """One of :data:`SAMPLERS`."""
+    sample_steps: int = SAMPLER_STEPS[DPMPP_2M]
+    """Steps of ``sampler``."""
     eta: float = 0.0
+    """DDIM's: 0 deterministic, 1 DDPM-like fresh noise (DPM-Solver++(2M) is deterministic)."""
     guidance: float = 2.0
     chunk_windows: int = 8
     """Windows denoised jointly at most; bounds memory for long songs."""
@@ -98,10 +112,22 @@ class M2DConfig:
             raise ValueError("window_frames must be even: windows overlap by half.")
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise ValueError("width must split into heads of an even size (rotary positions).")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler is {self.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+
+    def sampling(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int]:
+        """(sampler, steps) to use: the model's sampler by default; its steps for it, else the
+        other sampler's usual ones (:data:`SAMPLER_STEPS`). ValueError for an unknown sampler."""
+        sampler = self.sampler if sampler is None else sampler
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+        if steps is None:
+            steps = self.sample_steps if sampler == self.sampler else SAMPLER_STEPS[sampler]
+        return sampler, steps
 
     def trains_like(self, other: "M2DConfig") -> bool:
         """True when weights trained under ``other`` fit this config: they differ in sampling defaults at most."""
-        sampling = {"sample_steps", "eta", "guidance", "chunk_windows", "seam_frames"}
+        sampling = {"sampler", "sample_steps", "eta", "guidance", "chunk_windows", "seam_frames"}
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
         return all(mine[k] == theirs[k] for k in mine if k not in sampling)
 
@@ -116,6 +142,7 @@ class M2DConfig:
         """Build a config from its saved form; raise ValueError naming any mismatch."""
         data = dict(data)
         fmt = data.pop("format", None)
+        data = {**LEGACY_SETTINGS, **data}
         if fmt != CONFIG_FORMAT:
             raise ValueError(f"format is {fmt!r}, expected {CONFIG_FORMAT!r}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -130,7 +157,7 @@ class M2DConfig:
             raise ValueError("; ".join(parts))
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         for key, value in data.items():
-            expected = {"int": int, "float": (int, float)}[types[key]]
+            expected = {"int": int, "float": (int, float), "str": str}[types[key]]
             if isinstance(value, bool) or not isinstance(value, expected):
                 raise ValueError(f"setting {key} is {value!r}, expected a {types[key]}")
         return cls(**data)

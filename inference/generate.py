@@ -21,6 +21,7 @@ from .cleanup.footlock import lock_feet
 from .cleanup.limits import keep_within_limits
 from .cleanup.retime import beat_time_map, retime
 from .cleanup.silence import settle
+from .config import DDIM, SAMPLERS
 from .dance import Dance
 from .device import resolve_device
 from .errors import M2DError
@@ -39,8 +40,10 @@ _FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the outp
 __all__ = ["Dance", "DanceGenerator", "StageProgress"]
 
 
-def _check_settings(config, steps, guidance, eta, seed=None):
+def _check_settings(config, sampler, steps, guidance, eta, seed=None):
     """M2DError naming the first setting outside its range (:mod:`inference.settings`)."""
+    if sampler is not None and sampler not in SAMPLERS:
+        raise M2DError(f"Unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}.")
     if steps is not None and not (isinstance(steps, int) and st.STEPS_MIN <= steps <= config.diffusion_steps):
         raise M2DError(f"Sampling steps must be a whole number from {st.STEPS_MIN} to {config.diffusion_steps}; "
                        f"got {steps}.")
@@ -51,16 +54,22 @@ def _check_settings(config, steps, guidance, eta, seed=None):
         raise M2DError(f"eta must be between {st.ETA_MIN:g} (deterministic) and {st.ETA_MAX:g}; got {eta}.")
     if seed is not None and not (isinstance(seed, (int, np.integer)) and st.SEED_MIN <= seed <= st.SEED_MAX):
         raise M2DError(f"The seed must be a whole number from {st.SEED_MIN} to {st.SEED_MAX}; got {seed}.")
+    if eta and config.sampling(sampler)[0] != DDIM:
+        raise M2DError(f"eta is DDIM's setting; the {config.sampling(sampler)[0]} sampler is deterministic. "
+                       "Choose the ddim sampler to use it.")
 
 
-def _invalid_numbers(config, steps, guidance, eta, constraints) -> str:
+def _invalid_numbers(config, sampler, steps, guidance, eta, constraints) -> str:
     """Why the sampled motion holds NaN or infinities, for the user: the settings that differ from the
     model's defaults when any do (the likely cause), the weights only when none does."""
     changed = []
     if guidance is not None and guidance != config.guidance:
         changed.append(f"guidance {guidance:g} (the model's default is {config.guidance:g})")
-    if steps is not None and steps != config.sample_steps:
-        changed.append(f"{steps} steps (default {config.sample_steps})")
+    default_sampler, default_steps = config.sampling()
+    if sampler != default_sampler:
+        changed.append(f"the {sampler} sampler (the model's is {default_sampler})")
+    elif steps != default_steps:
+        changed.append(f"{steps} steps (default {default_steps})")
     if eta is not None and eta != config.eta:
         changed.append(f"eta {eta:g} (default {config.eta:g})")
     if constraints:
@@ -92,6 +101,7 @@ class DanceGenerator:
         start: float = 0.0,
         duration: Optional[float] = None,
         seed: int = 0,
+        sampler: Optional[str] = None,
         steps: Optional[int] = None,
         guidance: Optional[float] = None,
         eta: Optional[float] = None,
@@ -103,17 +113,18 @@ class DanceGenerator:
     ) -> Dance:
         """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default).
 
-        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.cleanup.retime`);
+        ``sampler`` ("dpmpp_2m" or "ddim"), ``steps``, ``guidance`` and ``eta`` default to the model's
+        (:meth:`~inference.config.M2DConfig.sampling`). ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.cleanup.retime`);
         ``foot_lock`` holds planted feet still (:mod:`inference.cleanup.footlock`).
         """
-        _check_settings(self.config, steps, guidance, eta, seed)
+        _check_settings(self.config, sampler, steps, guidance, eta, seed)
         if progress:
             progress(FEATURES.name, 0, 1)
         music, clip = features_from_file(audio, self.config, start=start, duration=duration)
         if progress:
             progress(FEATURES.name, 1, 1)
         dance = self.generate_from_features(
-            music, audio_start=clip.start, seed=seed, steps=steps, guidance=guidance, eta=eta,
+            music, audio_start=clip.start, seed=seed, sampler=sampler, steps=steps, guidance=guidance, eta=eta,
             constraints=constraints, beat_snap=beat_snap, foot_lock=foot_lock, progress=progress,
             should_cancel=should_cancel,
         )
@@ -126,6 +137,7 @@ class DanceGenerator:
         *,
         audio_start: float = 0.0,
         seed: int = 0,
+        sampler: Optional[str] = None,
         steps: Optional[int] = None,
         guidance: Optional[float] = None,
         eta: Optional[float] = None,
@@ -136,12 +148,13 @@ class DanceGenerator:
         should_cancel: Optional[Callable[[], bool]] = None,
     ) -> Dance:
         """Make a dance for (N, music_dim) features: N frames at the model's fps."""
-        _check_settings(self.config, steps, guidance, eta, seed)
+        _check_settings(self.config, sampler, steps, guidance, eta, seed)
+        sampler, steps = self.config.sampling(sampler, steps)
         n = len(music)
         if constraints is not None:
             constraints = constraints.resized(n) if constraints.num_frames != n else constraints.validate()
         motion = sample_dance(
-            self.model, music, constraints=constraints, steps=steps, guidance=guidance, eta=eta,
+            self.model, music, constraints=constraints, sampler=sampler, steps=steps, guidance=guidance, eta=eta,
             seed=seed, should_cancel=should_cancel,
             progress=None if progress is None else (lambda i, total: progress(SAMPLING.name, i, total)),
         )
@@ -151,7 +164,7 @@ class DanceGenerator:
         motion = settle(motion, music, self.config.fps,
                         hold_path=not (constraints and constraints.root_mask.any()))
         if not np.all(np.isfinite(motion)):
-            raise M2DError(_invalid_numbers(self.config, steps, guidance, eta, constraints))
+            raise M2DError(_invalid_numbers(self.config, sampler, steps, guidance, eta, constraints))
         smpl = mo.to_smpl(motion)
         poses, trans = smpl.smpl_poses, smpl.smpl_trans
         # No head turned backwards, no spin faster than a dancer's; pinned joints kept (inference.cleanup.limits).
@@ -176,7 +189,7 @@ class DanceGenerator:
         contacts = floor_contacts(joints, self.config.fps)
         if progress:
             progress(FINISHING.name, 1, 1)
-        extras = {"seed": int(seed), "steps": int(steps or self.config.sample_steps),
+        extras = {"seed": int(seed), "sampler": sampler, "steps": int(steps),
                   "guidance": float(self.config.guidance if guidance is None else guidance),
                   "beat_snap": bool(beat_snap), "foot_lock": bool(foot_lock)}
         return Dance(fps=self.config.fps, smpl_poses=poses, smpl_trans=trans, joints=joints,

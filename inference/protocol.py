@@ -116,7 +116,8 @@ class _Record:
 class GenerateRequest(_Record):
     """Make a dance for ``duration`` seconds of ``audio`` from ``start`` and save it to ``output`` (npz contract).
 
-    ``steps``/``guidance`` None: the model's defaults. ``weights`` None: the shipped model.
+    ``sampler``/``steps``/``guidance`` None: the model's defaults (a sampler other than the model's
+    takes its own usual steps). ``weights`` None: the shipped model.
     ``constraints``: a constraints npz (pins) or None.
     """
 
@@ -127,6 +128,7 @@ class GenerateRequest(_Record):
     start: float = 0.0
     duration: Optional[float] = None
     seed: int = 0
+    sampler: Optional[str] = None
     steps: Optional[int] = None
     guidance: Optional[float] = None
     beat_snap: bool = True
@@ -207,7 +209,7 @@ class TakeInfo:
 
     ``mode`` is "" for Generate Dance and the edit's mode (RANGE, UNPINNED, INBETWEEN) otherwise;
     only edits store ``regenerated`` (the scene frames sampled again), ``source`` (the take edited)
-    and ``pins`` (the user's pins met).
+    and ``pins`` (the user's pins met). A record from before ``sampler`` was stored was made by DDIM.
     """
 
     EDIT_FIELDS: ClassVar[tuple] = ("mode", "regenerated", "source", "pins")
@@ -218,6 +220,7 @@ class TakeInfo:
     strip: str = ""
     audio_start: float = 0.0
     seed: int = 0
+    sampler: str = "ddim"
     steps: int = 0
     guidance: float = 0.0
     beat_snap: bool = True
@@ -235,7 +238,8 @@ class TakeInfo:
     @classmethod
     def of_request(cls, request: GenerateRequest, **fields) -> "TakeInfo":
         """The record of a take made by ``request`` (its seed and settings), with the other ``fields``."""
-        return cls(seed=int(request.seed), steps=int(request.steps), guidance=float(request.guidance),
+        return cls(seed=int(request.seed), sampler=str(request.sampler), steps=int(request.steps),
+                   guidance=float(request.guidance),
                    beat_snap=bool(request.beat_snap), foot_lock=bool(request.foot_lock), **fields)
 
     @property

@@ -10,7 +10,8 @@ Protocol (:mod:`inference.protocol` defines every request, event and stage): JSO
 one object per line. Requests arrive on stdin::
 
     {"cmd": "generate", "id": 1, "audio": "song.ogg", "output": "/tmp/dance.npz", "start": 12.5,
-     "duration": 30.0, "seed": 0, "steps": 50, "guidance": 2.0, "beat_snap": true, "foot_lock": true,
+     "duration": 30.0, "seed": 0, "sampler": "dpmpp_2m", "steps": 20, "guidance": 2.0, "beat_snap": true,
+     "foot_lock": true,
      "device": "auto", "weights": null, "constraints": null}
     {"cmd": "smpl_mesh", "id": 2, "model": "SMPL_NEUTRAL.npz", "output": "/tmp/body.npz"}
     {"cmd": "probe", "id": 3}
@@ -201,8 +202,8 @@ class Worker:
 
             constraints = Constraints.load(req.constraints, fps=generator.config.fps)
         dance = generator.generate(
-            req.audio, start=req.start, duration=req.duration, seed=req.seed, steps=req.steps,
-            guidance=req.guidance, constraints=constraints, beat_snap=req.beat_snap, foot_lock=req.foot_lock,
+            req.audio, start=req.start, duration=req.duration, seed=req.seed, sampler=req.sampler,
+            steps=req.steps, guidance=req.guidance, constraints=constraints, beat_snap=req.beat_snap, foot_lock=req.foot_lock,
             progress=lambda stage, done, total: self.progress(request_id, stage, done, total),
         )
         dance.save(output)

@@ -88,7 +88,8 @@ def engine_request(settings, audio: str, frames: timing.FramePlan, weights: str,
                    constraints: str | None = None) -> GenerateRequest:
     """The worker request for the music of ``frames`` with the panel's settings (``scene.m2d``)."""
     return GenerateRequest(audio=audio, output=output, start=float(frames.audio_start),
-                           duration=float(frames.audio_duration), seed=int(seed), steps=int(settings.steps),
+                           duration=float(frames.audio_duration), seed=int(seed), sampler=settings.sampler,
+                           steps=int(settings.steps),
                            guidance=float(settings.guidance), beat_snap=bool(settings.beat_snap),
                            foot_lock=bool(settings.foot_lock), device=settings.device, weights=weights,
                            constraints=constraints)

@@ -4,7 +4,7 @@ Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
 
     settings = bpy.context.scene.m2d
     settings.audio_strip = "Song"
-    settings.seed, settings.steps = 7, 50
+    settings.seed, settings.sampler, settings.steps = 7, "dpmpp_2m", 20
     bpy.ops.m2d.generate()
 """
 
@@ -14,7 +14,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 from bpy.types import PropertyGroup
 
 from ..inference import settings as st
-from ..inference.config import M2DConfig
+from ..inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
 from . import bridge, pin_display, pins
 
 
@@ -41,6 +41,12 @@ def chosen_strip(scene):
     return min(strips, key=lambda s: (s.frame_final_start, s.channel)) if strips else None
 
 
+def _sampler_changed(self, context):
+    """Steps left at a sampler's usual count follow the sampler to its own."""
+    if self.steps in SAMPLER_STEPS.values():
+        self.steps = SAMPLER_STEPS[self.sampler]
+
+
 class M2D_PG_settings(PropertyGroup):
     """What Generate Dance makes: ``scene.m2d``."""
 
@@ -65,9 +71,20 @@ class M2D_PG_settings(PropertyGroup):
         name="Seed", description="Random seed: the same seed and settings give the same dance",
         default=0, min=st.SEED_MIN, max=st.SEED_MAX,
     )
+    sampler: EnumProperty(
+        name="Sampler",
+        description="How the network's predictions are turned into a dance, step by step",
+        items=(
+            (DPMPP_2M, "DPM-Solver++", f"DPM-Solver++(2M): as good in {SAMPLER_STEPS[DPMPP_2M]} steps as DDIM in "
+                                       f"{SAMPLER_STEPS[DDIM]}"),
+            (DDIM, "DDIM", f"The EDGE paper's sampler ({SAMPLER_STEPS[DDIM]} steps)"),
+        ),
+        default=DPMPP_2M,
+        update=_sampler_changed,
+    )
     steps: IntProperty(
         name="Steps", description="Sampling steps: more are slower and a little more refined",
-        default=M2DConfig.sample_steps, min=st.STEPS_MIN, max=M2DConfig.diffusion_steps, soft_max=st.STEPS_SOFT_MAX,
+        default=SAMPLER_STEPS[DPMPP_2M], min=st.STEPS_MIN, max=M2DConfig.diffusion_steps, soft_max=st.STEPS_SOFT_MAX,
     )
     guidance: FloatProperty(
         name="Guidance", description="How strongly the dance follows the music (classifier-free "

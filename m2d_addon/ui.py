@@ -53,7 +53,9 @@ class VIEW3D_PT_m2d_dance(_DanceTab, Panel):
 
         col = layout.column()
         col.prop(settings, "seed")
-        col.prop(settings, "steps")
+        sub = col.column(align=True)
+        sub.prop(settings, "sampler")
+        sub.prop(settings, "steps")
         col.prop(settings, "guidance")
         col.prop(settings, "beat_snap")
         col.prop(settings, "foot_lock")

@@ -80,8 +80,8 @@ def worker():
 
 def test_generate_request_reports_the_defined_stages(worker, song, tiny_weights, tmp_path):
     output = tmp_path / "dance.npz"
-    request = GenerateRequest(audio=str(song), output=str(output), start=1.0, duration=3.0, seed=2, steps=2,
-                              guidance=2.0, device="cpu", weights=str(tiny_weights))
+    request = GenerateRequest(audio=str(song), output=str(output), start=1.0, duration=3.0, seed=2, sampler="ddim",
+                              steps=2, guidance=2.0, device="cpu", weights=str(tiny_weights))
     worker.send(protocol.request_line(7, request))
     events = worker.until(protocol.DONE, protocol.ERROR)
     assert events[-1]["event"] == protocol.DONE, events[-1]
@@ -95,7 +95,7 @@ def test_generate_request_reports_the_defined_stages(worker, song, tiny_weights,
     sampling = [e for e in progress if e["stage"] == protocol.SAMPLING.name]
     assert sampling[-1]["done"] == sampling[-1]["total"]
     with np.load(output) as d:
-        assert d["smpl_poses"].shape == (90, 72) and int(d["seed"]) == 2
+        assert d["smpl_poses"].shape == (90, 72) and int(d["seed"]) == 2 and str(d["sampler"]) == "ddim"
     assert worker.close() == 0
 
 
@@ -130,7 +130,7 @@ def test_bad_requests_get_error_events_and_the_worker_carries_on(worker, tmp_pat
 
 def test_requests_round_trip_and_refuse_what_the_contract_does_not_know():
     request = GenerateRequest(audio="song.ogg", output="/tmp/dance.npz", start=12.5, duration=30.0, seed=3,
-                              steps=50, guidance=2.0, constraints="/tmp/pins.npz")
+                              sampler="ddim", steps=50, guidance=2.0, constraints="/tmp/pins.npz")
     cmd, request_id, back = protocol.parse_request(json.loads(protocol.request_line(9, request)))
     assert (cmd, request_id, back) == ("generate", 9, request)
     fields = request.to_dict()
@@ -142,6 +142,8 @@ def test_requests_round_trip_and_refuse_what_the_contract_does_not_know():
         GenerateRequest.from_dict({**fields, "seed": "3"})
     with pytest.raises(ProtocolError, match="'beat_snap' must be a bool"):
         GenerateRequest.from_dict({**fields, "beat_snap": 1})
+    with pytest.raises(ProtocolError, match="'sampler' must be a str or null"):
+        GenerateRequest.from_dict({**fields, "sampler": 2})
     assert GenerateRequest.from_dict({"audio": "a.wav", "output": "b.npz", "start": 0}).start == 0.0
     assert protocol.parse_request({"cmd": protocol.QUIT}) == (protocol.QUIT, None, None)
 
@@ -157,10 +159,12 @@ def test_stage_labels_and_progress_shares():
 
 
 def test_take_info_round_trip_and_old_records():
-    request = GenerateRequest(audio="a.wav", output="b.npz", seed=5, steps=50, guidance=2.0, foot_lock=False)
+    request = GenerateRequest(audio="a.wav", output="b.npz", seed=5, sampler="dpmpp_2m", steps=20, guidance=2.0,
+                              foot_lock=False)
     made = TakeInfo.of_request(request, audio="/music/a.wav", strip="a", audio_start=1.5, frame_start=1,
                                frame_end=90, fps=30.0)
     stored = made.to_dict()
+    assert stored["sampler"] == "dpmpp_2m" and stored["steps"] == 20
     assert "mode" not in stored and "regenerated" not in stored  # Generate Dance: no edit fields
     assert TakeInfo.from_dict(stored) == made and made.frames == (1, 90)
     edit = TakeInfo.of_request(request, frame_start=1, frame_end=90, fps=30.0, mode="RANGE",
@@ -171,6 +175,7 @@ def test_take_info_round_trip_and_old_records():
            "frame_start": 1, "frame_end": 30, "fps": 30.0, "retired": True}  # an earlier version's record
     info = TakeInfo.from_dict(old)
     assert info.beat_snap and info.foot_lock and info.mode == "" and info.frames == (1, 30)
+    assert info.sampler == "ddim"  # made before the sampler was recorded: by DDIM
     assert TakeInfo.from_dict({}).frames is None and TakeInfo.from_dict(None) is None
 
 

@@ -1,7 +1,8 @@
 """Diffusion maths: the cosine noise schedule, forward noising and the DDIM sampler.
 
 The sampler is a plain function in the manner of k-diffusion: it knows nothing
-about the network. It takes
+about the network (:mod:`inference.sampling.dpm_solver` is the other one, with the
+same hooks). It takes
 
 * ``denoise(x_t, t) -> x_0``, any callable predicting the clean sample
   (classifier-free guidance is a wrapper, :func:`guided`);

@@ -25,6 +25,9 @@ user's pins are also eased into every step's clean prediction (as MDM's
 editing overwrites the known part of x_0), so the network sees a dance that
 already passes through each pin and smooths the approach itself; inpainting
 alone barely moves the frames around a lone pinned pose.
+
+Each chunk is solved by DPM-Solver++(2M) (:mod:`inference.sampling.dpm_solver`) or DDIM
+(:mod:`inference.sampling.diffusion`), whichever the settings name; both take the same hooks.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ import torch
 
 from .. import motion as mo
 from .. import skeleton as sk
-from ..config import M2DConfig
+from ..config import DDIM, M2DConfig
 from ..device import autocast
 from ..network.model import DanceDenoiser, MusicContext
 from .constraints import Constraints
 from .diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided, inpaint
+from .dpm_solver import dpmpp_2m_sample, dpmpp_2m_timesteps
 from .easing import ease_rotations, ease_vectors
 
 
@@ -127,6 +131,7 @@ class _ChunkHooks:
     stretches), carried into the next sample in full (see :meth:`pull_toward_known`).
     ``project`` (after each step): chain the origins, inpaint the known, and tie
     each window's first half to the previous window's second half (EDGE).
+    ``rebase`` (multistep solvers): an earlier prediction moved to the origins ``project`` set.
     """
 
     def __init__(self, model: DanceDenoiser, known: torch.Tensor, mask: torch.Tensor,
@@ -148,6 +153,7 @@ class _ChunkHooks:
         self.prefix = prefix  # frames at the start already made (a later chunk's first half window)
         self.steered = torch.as_tensor(steered_columns(pin_mask), device=known.device)
         self._steered: Optional[torch.Tensor] = None  # refine's easing of them, for steer
+        self._moved = torch.zeros_like(origins)  # the last change of origins, normalised
 
     def local_known(self) -> torch.Tensor:
         """Known values in each window's coordinates, normalised."""
@@ -272,8 +278,9 @@ class _ChunkHooks:
         # 1. Move every window to the origin its predecessor's prediction implies; the noisy
         #    sample moves by sqrt(alpha_bar) times the clean shift.
         origins = self.chain_origins(x0)
+        self._moved = (origins - self.origins) / self.xy_std
         x = x.clone()
-        x[..., mo.ROOT_XY] -= scale * (origins - self.origins)[:, None, :] / self.xy_std
+        x[..., mo.ROOT_XY] -= scale * self._moved[:, None, :]
         self.origins = origins
         # 2. Inpaint what is known (EDGE: replace by the forward-noised known values).
         if self.mask.any():
@@ -284,6 +291,13 @@ class _ChunkHooks:
             x[w + 1, :h] = x[w, h:]
             x[w + 1, :h, mo.ROOT_XY] += scale * self._offset(w)
         return x
+
+
+    def rebase(self, x0: torch.Tensor) -> torch.Tensor:
+        """A prediction made in the origins before the last :meth:`project`, in the origins after it."""
+        x0 = x0.clone()
+        x0[..., mo.ROOT_XY] -= self._moved[:, None, :]
+        return x0
 
 
 def _to_quat(rot6d: np.ndarray) -> np.ndarray:
@@ -363,18 +377,19 @@ def sample_dance(
     steps: Optional[int] = None,
     guidance: Optional[float] = None,
     eta: Optional[float] = None,
+    sampler: Optional[str] = None,
     seed: int = 0,
     progress: Optional[ProgressFn] = None,
     should_cancel: Optional[Callable[[], bool]] = None,
 ) -> np.ndarray:
     """Generate (N, motion_dim) metric motion with a global root for (N, music_dim) features.
 
-    Sampling settings default to the model config's. The result meets every pin
-    of ``constraints`` exactly. ``progress(done, total)`` counts denoising steps
-    over all chunks.
+    Sampling settings default to the model config's (:meth:`M2DConfig.sampling`). The result
+    meets every pin of ``constraints`` exactly. ``progress(done, total)`` counts denoising
+    steps over all chunks.
     """
     config: M2DConfig = model.config
-    steps = config.sample_steps if steps is None else steps
+    sampler, steps = config.sampling(sampler, steps)
     guidance = config.guidance if guidance is None else guidance
     eta = config.eta if eta is None else eta
     device = model.motion_mean.device
@@ -388,7 +403,8 @@ def sample_dance(
     padded_music[num_frames:] = mean_music  # beyond the song: the neutral (mean) features
 
     alpha_bar = cosine_alpha_bar(config.diffusion_steps, config.cosine_s)
-    timesteps = ddim_timesteps(config.diffusion_steps, steps)
+    ddim = sampler == DDIM
+    timesteps = (ddim_timesteps if ddim else dpmpp_2m_timesteps)(config.diffusion_steps, steps)
     generator = torch.Generator().manual_seed(int(seed))
     chunks = plan.chunks(config.chunk_windows)
     total = len(chunks) * len(timesteps)
@@ -424,12 +440,12 @@ def sample_dance(
         if known_mask.any():
             x = inpaint(x, hooks.local_known(), hooks.mask, float(alpha_bar[timesteps[0]]), generator)
         done = c * len(timesteps)
-        x0 = ddim_sample(
-            denoise, x, alpha_bar, timesteps, eta=eta, generator=generator,
-            refine=hooks.refine, steer=hooks.steer, project=hooks.project,
-            progress=None if progress is None else (lambda i, n: progress(done + i, total)),
-            should_cancel=should_cancel,
-        )
+        hooked = dict(refine=hooks.refine, steer=hooks.steer, project=hooks.project, should_cancel=should_cancel,
+                      progress=None if progress is None else (lambda i, n: progress(done + i, total)))
+        if ddim:
+            x0 = ddim_sample(denoise, x, alpha_bar, timesteps, eta=eta, generator=generator, **hooked)
+        else:
+            x0 = dpmpp_2m_sample(denoise, x, alpha_bar, timesteps, rebase=hooks.rebase, **hooked)
         # Final prediction: back to metric units and global coordinates, then one motion.
         # The last prediction is relative to the origins its input was expressed in.
         windows = model.denormalize_motion(x0.float()).double().cpu().numpy()

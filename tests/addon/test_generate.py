@@ -12,6 +12,7 @@ import pytest
 from addon_helpers import Deadline, add_strip, generate, snapshot
 
 from inference import skeleton as sk
+from inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS
 from inference.motion import resample
 
 
@@ -124,6 +125,25 @@ def test_foot_lock_can_be_turned_off(scene, song):
     assert generate() == {"FINISHED"}
     meta = rig_of().animation_data.action["music2dance"]
     assert not meta["foot_lock"] and meta["beat_snap"]
+
+
+def test_sampler_is_chosen_and_recorded(scene, song):
+    add_strip(scene, song)
+    settings = scene.m2d
+    assert settings.sampler == DPMPP_2M
+    assert generate() == {"FINISHED"}
+    meta = rig_of().animation_data.action["music2dance"]
+    assert meta["sampler"] == DPMPP_2M and meta["steps"] == 2
+    settings.steps = SAMPLER_STEPS[DPMPP_2M]
+    settings.sampler = DDIM
+    assert settings.steps == SAMPLER_STEPS[DDIM]  # the usual count follows the sampler
+    settings.steps = 3
+    settings.sampler = DPMPP_2M
+    assert settings.steps == 3  # a count of one's own stays
+    settings.sampler = DDIM
+    assert generate() == {"FINISHED"}
+    meta = rig_of().animation_data.action["music2dance"]
+    assert meta["sampler"] == DDIM and meta["steps"] == 3
 
 
 def test_takes_keep_other_animation(scene, song, ext):

@@ -1,0 +1,122 @@
+"""DPM-Solver++(2M): a second-order multistep solver of the diffusion ODE for clean-sample predictions.
+
+Lu et al., "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic
+Models", 2022, algorithm 2. With alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t)
+and lambda_t = log(alpha_t / sigma_t), one step from t to s (h = lambda_s - lambda_t) is
+
+    x_s = (sigma_s / sigma_t) x_t + alpha_s (1 - e^{-h}) D,
+    D   = x0_t + (x0_t - x0_prev) / (2 r),   r = h_prev / h,
+
+a first-order step (exactly deterministic DDIM) corrected by the change between the
+previous prediction and this one. The first step is first order. As in DDIM, the last
+network evaluation is at t = 0 and its prediction is the result.
+
+Same signature and hooks as :func:`~inference.sampling.diffusion.ddim_sample`, and the
+hooks keep their meaning:
+
+* ``refine`` is part of the prediction: its output is what the solver takes as the
+  network's x_0, in this step and, as the previous prediction, in the next one's correction.
+* ``steer``'s change d reaches x_s in full, ``alpha_s d``, as in DDIM. The solver treats it
+  as a move of the whole clean sample by d: x_t moves by ``alpha_t d`` (so its noise part is
+  unchanged) and the prediction kept for the next step's correction is the steered one, so
+  the correction measures only how the network's prediction changed, not the steer again.
+* ``project`` acts on x_s after every step but the last, as in DDIM. A projection that
+  changes coordinates (the sampler's window origins) also passes the kept prediction through
+  ``rebase`` so that the correction compares predictions in the same coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+
+from ..errors import Cancelled
+from .diffusion import Denoiser, Projector, Refiner
+
+NAME = "dpmpp_2m"
+
+
+def log_snr(alpha_bar: float) -> float:
+    """lambda = log(alpha / sigma) of a cumulative signal fraction."""
+    return 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))
+
+
+def dpmpp_2m_timesteps(train_steps: int, sample_steps: int) -> list[int]:
+    """``sample_steps`` training steps from noisiest to cleanest, ending at 0, dense where the noise is high:
+    t_k = (T - 1)(1 - (k / (N - 1))^2), each at least one below the one before.
+
+    Where the noise is high this network settles the dance's shape, and there a coarse step costs the
+    most (the model card gives the figures); the last step, to t = 0, is a clean-up of the nearly
+    finished dance.
+    """
+    if not 1 <= sample_steps <= train_steps:
+        raise ValueError(f"sampling steps must be between 1 and {train_steps}; got {sample_steps}")
+    grid = (train_steps - 1) * (1 - torch.linspace(0, 1, sample_steps, dtype=torch.float64) ** 2)
+    steps = [train_steps - 1]
+    for t in grid[1:].round().long().tolist():
+        steps.append(min(t, steps[-1] - 1))
+    return steps
+
+
+def dpmpp_2m_sample(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    timesteps: list[int],
+    *,
+    refine: Optional[Refiner] = None,
+    steer: Optional[Refiner] = None,
+    project: Optional[Projector] = None,
+    rebase: Optional[Refiner] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    should_cancel: Optional[Callable[[], bool]] = None,
+) -> torch.Tensor:
+    """Run DPM-Solver++(2M) from pure noise ``x`` to a clean sample (Lu et al. 2022, algorithm 2).
+
+    Args:
+        denoise: ``(x_t, t) -> x_0`` with ``t`` a (B,) long tensor.
+        x: (B, ...) starting noise x_T.
+        alpha_bar: (train_steps,) schedule from :func:`~inference.sampling.diffusion.cosine_alpha_bar`.
+        timesteps: descending training steps, from :func:`dpmpp_2m_timesteps`.
+        refine: hook ``x_0 -> x_0`` on every prediction, the last one included; its output is the prediction.
+        steer: hook ``x_0 -> x_0`` on every refined prediction, the last one included; its change d
+            reaches x_s in full (``sqrt(alpha_bar_s) d``), as in DDIM.
+        project: hook ``(x_s, x_0, alpha_bar_s) -> x_s`` after every step but the last.
+        rebase: hook ``x_0 -> x_0`` giving an earlier prediction in the coordinates of the sample
+            ``project`` has just returned (identity when ``project`` changes no coordinates).
+        progress: ``(steps_done, steps_total)`` after every step.
+        should_cancel: checked before every step; raising :class:`~inference.errors.Cancelled` when true.
+    Returns:
+        The final prediction x_0, same shape as ``x``.
+    """
+    total = len(timesteps)
+    x0 = x
+    previous: Optional[torch.Tensor] = None  # the last step's steered prediction, in x's coordinates
+    h_previous = 0.0
+    for i, t in enumerate(timesteps):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled()
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        refined = denoise(x, t_batch)
+        if refine is not None:
+            refined = refine(refined)
+        x0 = steer(refined) if steer is not None else refined
+        if i + 1 == total:
+            if progress is not None:
+                progress(i + 1, total)
+            break
+        a_t, a_s = float(alpha_bar[t]), float(alpha_bar[timesteps[i + 1]])
+        h = log_snr(a_s) - log_snr(a_t)
+        d = refined if previous is None else refined + (refined - previous) * (h / (2.0 * h_previous))
+        # x_s = (sigma_s / sigma_t) x_t + alpha_s (1 - e^{-h}) D, plus the steer's change in full.
+        x = (math.sqrt((1.0 - a_s) / (1.0 - a_t)) * x + (math.sqrt(a_s) * -math.expm1(-h)) * d
+             + math.sqrt(a_s) * (x0 - refined))
+        if project is not None:
+            x = project(x, x0, a_s)
+        previous = x0 if rebase is None else rebase(x0)
+        h_previous = h
+        if progress is not None:
+            progress(i + 1, total)
+    return x0
