@@ -106,14 +106,16 @@ def interleaved(fns: dict, repeats: int) -> dict:
 
 REFERENCE_STEPS = 50
 """EDGE's DDIM steps: the reference loop's, and the engine's DDIM beside it."""
+SAMPLER = None
+"""The engine's sampler for "ours" (``--sampler``; None: the model's)."""
 
 
 def speed(device, seconds: float, repeats: int) -> dict:
     model, source = shipped_model(device)
     cfg = model.config
-    sampler, steps = cfg.sampling()
+    sampler, steps = cfg.sampling(SAMPLER)
     music = music_features(seconds, cfg)
-    best = interleaved({"ours": lambda: sample_dance(model, music, seed=0),
+    best = interleaved({"ours": lambda: sample_dance(model, music, sampler=SAMPLER, seed=0),
                         "ours_ddim": lambda: sample_dance(model, music, sampler=DDIM, steps=REFERENCE_STEPS, seed=0),
                         "reference": lambda: reference_loop(model, music, REFERENCE_STEPS, cfg.guidance)}, repeats)
     ours, ddim, ref = best["ours"], best["ours_ddim"], best["reference"]
@@ -134,9 +136,9 @@ def end_to_end(device, audio: Path) -> dict:
         torch.manual_seed(0)
         save_model(DanceDenoiser(PRESETS["small"]), tmp)
         gen, source = DanceGenerator(tmp, device=str(device)), "random weights, 'small' preset"
-    gen.generate(audio, duration=5.0)  # warm-up: numba kernels, first allocations
+    gen.generate(audio, duration=5.0, sampler=SAMPLER)  # warm-up: numba kernels, first allocations
     t0 = time.perf_counter()
-    dance = gen.generate(audio)
+    dance = gen.generate(audio, sampler=SAMPLER)
     took = time.perf_counter() - t0
     return {"device": str(device), "model": source, "audio": audio.name, "song_s": round(dance.duration, 1),
             "seconds": round(took, 2), "realtime_factor": round(dance.duration / took, 2)}
@@ -145,7 +147,8 @@ def end_to_end(device, audio: Path) -> dict:
 def linearity(device, lengths, repeats: int) -> list[dict]:
     model, _ = shipped_model(device)
     songs = {seconds: music_features(seconds, model.config) for seconds in lengths}
-    best = interleaved({seconds: (lambda m=m: sample_dance(model, m, seed=0)) for seconds, m in songs.items()},
+    best = interleaved({seconds: (lambda m=m: sample_dance(model, m, sampler=SAMPLER, seed=0))
+                        for seconds, m in songs.items()},
                        repeats)
     return [{"song_s": seconds, "seconds": round(took, 2), "seconds_per_song_second": round(took / seconds, 4)}
             for seconds, took in best.items()]
@@ -201,11 +204,14 @@ def memory(lengths) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sampler", default=None, help="the engine's sampler (default: the model's, ddim)")
     parser.add_argument("--peak-child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
         print(json.dumps(_peak_child(args.peak_child)))
         return
+    global SAMPLER
+    SAMPLER = args.sampler
     torch.set_grad_enabled(False)
     repeats = 2 if args.quick else 3
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

@@ -21,9 +21,9 @@ CONFIG_FILE = "config.json"
 
 DDIM = "ddim"
 DPMPP_2M = "dpmpp_2m"
-SAMPLERS = (DPMPP_2M, DDIM)
-"""Sampler names: DPM-Solver++(2M) (:mod:`inference.sampling.dpm_solver`) and deterministic-or-not DDIM
-(:mod:`inference.sampling.diffusion`)."""
+SAMPLERS = (DDIM, DPMPP_2M)
+"""Sampler names: DDIM, deterministic or not (:mod:`inference.sampling.diffusion`), and DPM-Solver++(2M)
+(:mod:`inference.sampling.dpm_solver`), about 2.5 times faster at a measured cost (model card)."""
 SAMPLER_STEPS = {DPMPP_2M: 20, DDIM: 50}
 """Each sampler's usual step count, where a sampler other than the model's own takes its steps from."""
 LEGACY_SETTINGS = {"sampler": DDIM}
@@ -71,9 +71,9 @@ class M2DConfig:
     """Offset of the cosine schedule (Nichol & Dhariwal 2021, eq. 17)."""
 
     # --- sampling defaults ---
-    sampler: str = DPMPP_2M
+    sampler: str = DDIM
     """One of :data:`SAMPLERS`."""
-    sample_steps: int = SAMPLER_STEPS[DPMPP_2M]
+    sample_steps: int = SAMPLER_STEPS[DDIM]
     """Steps of ``sampler``."""
     eta: float = 0.0
     """DDIM's: 0 deterministic, 1 DDPM-like fresh noise (DPM-Solver++(2M) is deterministic)."""

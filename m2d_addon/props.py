@@ -75,16 +75,16 @@ class M2D_PG_settings(PropertyGroup):
         name="Sampler",
         description="How the network's predictions are turned into a dance, step by step",
         items=(
-            (DPMPP_2M, "DPM-Solver++", f"DPM-Solver++(2M): as good in {SAMPLER_STEPS[DPMPP_2M]} steps as DDIM in "
-                                       f"{SAMPLER_STEPS[DDIM]}"),
-            (DDIM, "DDIM", f"The EDGE paper's sampler ({SAMPLER_STEPS[DDIM]} steps)"),
+            (DDIM, "DDIM", f"The EDGE paper's sampler, {SAMPLER_STEPS[DDIM]} steps: the best dance"),
+            (DPMPP_2M, "DPM-Solver++ (fast)", f"DPM-Solver++(2M), {SAMPLER_STEPS[DPMPP_2M]} steps: about 2.5 times "
+                                              "faster, a little less varied, quicker turns into key poses; for drafts"),
         ),
-        default=DPMPP_2M,
+        default=DDIM,
         update=_sampler_changed,
     )
     steps: IntProperty(
         name="Steps", description="Sampling steps: more are slower and a little more refined",
-        default=SAMPLER_STEPS[DPMPP_2M], min=st.STEPS_MIN, max=M2DConfig.diffusion_steps, soft_max=st.STEPS_SOFT_MAX,
+        default=SAMPLER_STEPS[DDIM], min=st.STEPS_MIN, max=M2DConfig.diffusion_steps, soft_max=st.STEPS_SOFT_MAX,
     )
     guidance: FloatProperty(
         name="Guidance", description="How strongly the dance follows the music (classifier-free "

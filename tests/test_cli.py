@@ -41,7 +41,7 @@ def test_end_to_end_contract(song, tiny_weights, tmp_path, capsys):
         assert d["contacts"].shape == (165, 4) and d["contacts"].min() >= 0 and d["contacts"].max() <= 1
         np.testing.assert_allclose(d["joints"], sk.joint_positions(d["smpl_poses"], d["smpl_trans"]), atol=1e-5)
         assert int(d["seed"]) == 4 and float(d["guidance"]) == 2.5
-        assert str(d["sampler"]) == "dpmpp_2m" and int(d["steps"]) == 3  # the model's sampler
+        assert str(d["sampler"]) == "ddim" and int(d["steps"]) == 3  # the model's sampler
     from PIL import Image
 
     with Image.open(gif) as im:
@@ -139,7 +139,7 @@ def test_bad_audio(bad_audio, name, message, tiny_weights, tmp_path, capsys):
     (["--guidance", "1e6"], "Guidance must be between 0 and 10"),
     (["--guidance", "inf"], "Guidance must be between 0 and 10"),
     (["--seed", "99999999999999999999999"], "seed must be a whole number from 0 to 2147483647"),
-    (["--eta", "1"], "eta is DDIM's setting"),
+    (["--sampler", "dpmpp_2m", "--eta", "1"], "eta is DDIM's setting"),
     (["--device", "cuda:7"], "CUDA"),
     (["--device", "tpu"], "Unknown device"),
 ])

@@ -130,20 +130,20 @@ def test_foot_lock_can_be_turned_off(scene, song):
 def test_sampler_is_chosen_and_recorded(scene, song):
     add_strip(scene, song)
     settings = scene.m2d
-    assert settings.sampler == DPMPP_2M
+    assert settings.sampler == DDIM
     assert generate() == {"FINISHED"}
     meta = rig_of().animation_data.action["music2dance"]
-    assert meta["sampler"] == DPMPP_2M and meta["steps"] == 2
-    settings.steps = SAMPLER_STEPS[DPMPP_2M]
-    settings.sampler = DDIM
-    assert settings.steps == SAMPLER_STEPS[DDIM]  # the usual count follows the sampler
-    settings.steps = 3
+    assert meta["sampler"] == DDIM and meta["steps"] == 2
+    settings.steps = SAMPLER_STEPS[DDIM]
     settings.sampler = DPMPP_2M
-    assert settings.steps == 3  # a count of one's own stays
+    assert settings.steps == SAMPLER_STEPS[DPMPP_2M]  # the usual count follows the sampler
+    settings.steps = 3
     settings.sampler = DDIM
+    assert settings.steps == 3  # a count of one's own stays
+    settings.sampler = DPMPP_2M
     assert generate() == {"FINISHED"}
     meta = rig_of().animation_data.action["music2dance"]
-    assert meta["sampler"] == DDIM and meta["steps"] == 3
+    assert meta["sampler"] == DPMPP_2M and meta["steps"] == 3
 
 
 def test_takes_keep_other_animation(scene, song, ext):
