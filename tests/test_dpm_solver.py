@@ -112,6 +112,26 @@ def test_steer_reaches_the_next_sample_in_full():
     torch.testing.assert_close(steered[4] - plain[4], ALPHA_BAR[ts[4]].sqrt() * d)
 
 
+def test_the_correction_after_a_steer_compares_the_network_with_itself():
+    """A network that predicts the same m whatever it sees: a steer at one step moves the next sample by
+    alpha d, and the step after it carries that on by sigma's ratio alone (no correction from the steer)."""
+    torch.manual_seed(5)
+    m, d = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    x = torch.randn(4, 6, dtype=torch.float64)
+    ts = dpmpp_2m_timesteps(1000, 10)
+
+    def inputs(at=None):
+        seen, step = [], iter(range(len(ts)))
+        dpmpp_2m_sample(lambda x, t: seen.append(x.clone()) or m.clone(), x, ALPHA_BAR, ts,
+                        steer=lambda p: p + d if next(step) == at else p)
+        return seen
+
+    plain, steered = inputs(), inputs(at=3)
+    a4, a5 = ALPHA_BAR[ts[4]], ALPHA_BAR[ts[5]]
+    torch.testing.assert_close(steered[4] - plain[4], a4.sqrt() * d)
+    torch.testing.assert_close(steered[5] - plain[5], ((1 - a5) / (1 - a4)).sqrt() * a4.sqrt() * d)
+
+
 def test_refine_is_part_of_the_prediction():
     """refine's output is the prediction: refining by f equals a network that returns f of its prediction."""
     torch.manual_seed(3)

@@ -16,10 +16,11 @@ hooks keep their meaning:
 
 * ``refine`` is part of the prediction: its output is what the solver takes as the
   network's x_0, in this step and, as the previous prediction, in the next one's correction.
-* ``steer``'s change d reaches x_s in full, ``alpha_s d``, as in DDIM. The solver treats it
-  as a move of the whole clean sample by d: x_t moves by ``alpha_t d`` (so its noise part is
-  unchanged) and the prediction kept for the next step's correction is the steered one, so
-  the correction measures only how the network's prediction changed, not the steer again.
+* ``steer``'s change d reaches x_s in full, ``alpha_s d``, as in DDIM. The prediction kept for
+  the next step's correction is the one before the steer, so the correction measures how the
+  network's own prediction changes: measured against the steered one, a network that keeps
+  pulling away from a pin had that pull extrapolated each step (a key pose met with a whip;
+  the model card gives the figures).
 * ``project`` acts on x_s after every step but the last, as in DDIM. A projection that
   changes coordinates (the sampler's window origins) also passes the kept prediction through
   ``rebase`` so that the correction compares predictions in the same coordinates.
@@ -98,7 +99,7 @@ def dpmpp_2m_sample(
     """
     total = len(timesteps)
     x0 = x
-    previous: Optional[torch.Tensor] = None  # the last step's steered prediction, in x's coordinates
+    previous: Optional[torch.Tensor] = None  # the last step's prediction before the steer, in x's coordinates
     h_previous = 0.0
     for i, t in enumerate(timesteps):
         if should_cancel is not None and should_cancel():
@@ -120,7 +121,7 @@ def dpmpp_2m_sample(
              + math.sqrt(a_s) * (x0 - refined))
         if project is not None:
             x = project(x, x0, a_s)
-        previous = x0 if rebase is None else rebase(x0)
+        previous = refined if rebase is None else rebase(refined)
         h_previous = h
         if progress is not None:
             progress(i + 1, total)
