@@ -9,6 +9,7 @@ from pathlib import Path
 # Before librosa/numba load: compiled kernels go to a cache shared by the test processes.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "m2d-test-numba"))
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -62,3 +63,15 @@ def trained_generator(trained_tiny):
     from inference.generate import DanceGenerator
 
     return DanceGenerator(trained_tiny, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def generator(trained_generator):
+    """:func:`trained_generator` (modules that need another model define their own ``generator``)."""
+    return trained_generator
+
+
+@pytest.fixture(scope="module")
+def music(generator):
+    """400 frames of synthetic music features for ``generator``."""
+    return SyntheticDances(generator.config)._window(np.random.default_rng(5), 400)[1]

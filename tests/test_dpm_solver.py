@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from synthetic import SyntheticDances
 from test_sampler import TELEPORT, OracleDenoiser, oracle_motion, speed
 
 from inference import skeleton as sk
-from inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, TINY_CONFIG, M2DConfig
+from inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
 from inference.errors import Cancelled, M2DError
 from inference.generate import DanceGenerator
 from inference.sampling.constraints import Constraints
@@ -196,16 +195,6 @@ def test_config_sampling_defaults():
 
 
 # ----------------------------------------------------------------------------- a real (tiny) model
-
-
-@pytest.fixture(scope="module")
-def generator(trained_tiny):
-    return DanceGenerator(trained_tiny, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def music(generator):
-    return SyntheticDances(generator.config)._window(np.random.default_rng(5), 400)[1]
 
 
 def test_same_seed_same_dance_other_seed_other_dance(tiny_weights):

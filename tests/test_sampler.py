@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from synthetic import SyntheticDances
 
 from inference import motion as mo
 from inference import skeleton as sk
@@ -336,16 +335,6 @@ def test_every_prediction_is_eased_into_the_pins():
 
 
 # ----------------------------------------------------------------------------- a real (tiny) model
-
-
-@pytest.fixture(scope="module")
-def generator(trained_tiny):
-    return DanceGenerator(trained_tiny, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def music(generator):
-    return SyntheticDances(generator.config)._window(np.random.default_rng(5), 400)[1]
 
 
 def test_same_seed_same_dance_other_seed_other_dance(tiny_weights):

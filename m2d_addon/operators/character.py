@@ -12,7 +12,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from ...inference import analysis
 from ...inference import skeleton as sk
 from ...inference.errors import M2DError
-from ...inference.files import atomic_path
+from ...inference import files
 from ...inference.protocol import TAKE_KEY
 from ...inference.retarget.bone_map import BoneMap, families
 from .. import bridge, character, generation, pins, rig, timing
@@ -71,15 +71,20 @@ class M2D_OT_map_bones(Operator):
         return {"FINISHED"}
 
 
-class M2D_OT_bone_map_save(Operator, ExportHelper):
-    """Save the active character's bone map as a JSON preset, to load on other characters of its rig"""
+class _BoneMapFile:
+    """What the bone map's file operators share: a JSON file, and an active character."""
 
-    bl_idname = "m2d.bone_map_save"
-    bl_label = "Save Bone Map"
     filename_ext = ".json"
     filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
 
     poll = classmethod(_character_poll)
+
+
+class M2D_OT_bone_map_save(_BoneMapFile, Operator, ExportHelper):
+    """Save the active character's bone map as a JSON preset, to load on other characters of its rig"""
+
+    bl_idname = "m2d.bone_map_save"
+    bl_label = "Save Bone Map"
 
     @reports_errors
     def execute(self, context):
@@ -87,29 +92,22 @@ class M2D_OT_bone_map_save(Operator, ExportHelper):
         bone_map = character.stored_map(obj)
         if bone_map is None:
             raise M2DError(f"'{obj.name}' has no bone map yet. Click Map Bones first.")
-        path = bpy.path.abspath(self.filepath)
-        if os.path.isdir(path) or not os.path.isdir(os.path.dirname(path) or "."):
-            raise M2DError(f"Cannot save the bone map as {path}: choose a file name in an existing folder.")
+        path = files.output_path(bpy.path.abspath(self.filepath), ".json", "bone map")
         try:
-            with atomic_path(path) as tmp:
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(bone_map.to_json())
+            with files.atomic_path(path) as tmp:
+                tmp.write_text(bone_map.to_json(), encoding="utf-8")
         except OSError as exc:
-            raise M2DError(f"Cannot write {path} ({exc.strerror or exc}). Choose another place.") from None
+            raise files.write_failed(exc, path) from None
         self.report({"INFO"}, f"Saved the bone map of '{obj.name}' to {path}")
         return {"FINISHED"}
 
 
-class M2D_OT_bone_map_load(Operator, ImportHelper):
+class M2D_OT_bone_map_load(_BoneMapFile, Operator, ImportHelper):
     """Load a bone map JSON preset onto the active character"""
 
     bl_idname = "m2d.bone_map_load"
     bl_label = "Load Bone Map"
     bl_options = {"REGISTER", "UNDO"}
-    filename_ext = ".json"
-    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
-
-    poll = classmethod(_character_poll)
 
     @reports_errors
     def execute(self, context):

@@ -23,8 +23,9 @@ os.environ["BLENDER_USER_RESOURCES"] = str(_TMP / "blender-user")
 os.environ["XDG_CACHE_HOME"] = str(_TMP / "cache")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / "cache" / "numba"))  # librosa's kernels, kept between runs
 sys.dont_write_bytecode = True  # so that any file appearing in the installed extension is a finding
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "tests"):  # the engine, and the helpers both tiers share (write_failures)
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import bpy  # noqa: E402
 import pytest  # noqa: E402
@@ -50,6 +51,20 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_EXIT_STATUS[0])
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl+C handler while a test sends Ctrl+C, as a script's Blender has it; yields the
+    handler it replaced, put back afterwards (code run earlier in this process may install its own)."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield previous
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

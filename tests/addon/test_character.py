@@ -18,6 +18,7 @@ import rigs
 from addon_helpers import ADDON, REPO, add_strip, generate, snapshot
 
 from inference import skeleton as sk
+from write_failures import refusing_folder
 from inference.retarget.rotations import angle_between
 
 LIMBS = [("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "right_elbow"),
@@ -99,6 +100,20 @@ def test_bone_map_json_round_trip_and_a_map_for_another_rig(scene, tmp_path):
     rigs.create(rigs.build("MIXAMO"), name="Other")
     with pytest.raises(RuntimeError, match="names bones 'Other' does not have.*calf_l"):
         bpy.ops.m2d.bone_map_load(filepath=str(path))
+
+
+def test_bone_map_save_to_a_bad_place_changes_nothing(scene, tmp_path):
+    rigs.create(rigs.build("UE5"))
+    bpy.ops.m2d.map_bones()
+    (tmp_path / "maps.json").mkdir()
+    for bad, message in ((tmp_path / "maps.json", "is a folder"),
+                         (tmp_path / "missing" / "map.json", "does not exist"),
+                         (tmp_path / "map.txt", "must end in .json"),
+                         (refusing_folder(tmp_path) / "map.json", "Cannot write into")):
+        with pytest.raises(RuntimeError, match=message):
+            bpy.ops.m2d.bone_map_save(filepath=str(bad))
+    assert sorted(p.name for p in tmp_path.iterdir()) in (["maps.json"], ["maps.json", "read-only"])
+    assert not any((tmp_path / "maps.json").iterdir())
 
 
 # ----------------------------------------------------------------------------- Generate Dance

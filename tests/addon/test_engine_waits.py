@@ -122,7 +122,7 @@ def test_a_healthy_engine_is_never_taken_for_hung(scene, song, ext, monkeypatch)
     assert job.result is not None and job.heard >= job.started
 
 
-def test_ctrl_c_in_a_script_is_a_clean_cancel(slow_scene, ext):
+def test_ctrl_c_in_a_script_is_a_clean_cancel(slow_scene, ext, python_sigint):
     """Ctrl+C while Generate Dance runs from a script: {'CANCELLED'} and a "cancelled" report, not a
     KeyboardInterrupt traceback; the engine is ended and nothing is changed."""
     before = snapshot()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from pathlib import Path
 
 import bpy
 import numpy as np
@@ -16,8 +15,7 @@ import pytest
 import rigs
 from addon_helpers import ADDON, add_strip, draw, generate, snapshot, write_song
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for write_failures
-from write_failures import full_disk, refusing_folder  # noqa: E402
+from write_failures import full_disk, refusing_folder
 
 SONG_SECONDS = 2.5
 TOLERANCE_MM = 1.0

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import bpy
 import pytest
 from addon_helpers import add_strip, generate, snapshot
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for write_failures
-from write_failures import full_disk, refusing_folder  # noqa: E402
+from write_failures import full_disk, refusing_folder
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file size limits")
 

@@ -257,7 +257,7 @@ def test_install_that_does_not_import_keeps_the_runtime_that_was_there(prefs, ex
     assert "Successfully installed" in log and "do not work" in log
 
 
-def test_ctrl_c_during_install_is_a_clean_cancel(prefs, ext, kept_runtime, tmp_path, monkeypatch):
+def test_ctrl_c_during_install_is_a_clean_cancel(prefs, ext, kept_runtime, tmp_path, monkeypatch, python_sigint):
     """Ctrl+C while Install runtime waits for pip (a stand-in that never ends): {'CANCELLED'}, pip ended,
     the runtime that was there unchanged."""
     import _thread
