@@ -30,7 +30,6 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "cache" / "numba"))
 import numpy as np  # noqa: E402
 
 from inference import analysis  # noqa: E402
-from inference import skeleton as sk  # noqa: E402
 from inference.evaluation.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
 from inference.music.features import beats_from_features, features_from_file  # noqa: E402

@@ -75,7 +75,7 @@ class M2D_AP_preferences(AddonPreferences):
         layout.use_property_split = True
         box = layout.box()
         box.label(text="Runtime (PyTorch, librosa)")
-        probe, installer = runtime.PROBE, runtime.INSTALLER
+        probe = runtime.PROBE
         if probe.state == "unknown" and not bpy.app.background:
             probe.start(self.python_path)
         icon = {"ok": "CHECKMARK", "missing": "ERROR", "error": "ERROR", "checking": "SORTTIME"}.get(

@@ -35,7 +35,6 @@ import numpy as np
 from scipy.ndimage import find_objects, gaussian_filter1d, label
 
 from .. import analysis
-from .. import motion as mo
 from .. import skeleton as sk
 from ..sampling.constraints import clear_of_pins
 
