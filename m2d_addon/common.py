@@ -61,6 +61,17 @@ def reports_errors(execute):
     return checked
 
 
+def passes(cls, check, context) -> bool:
+    """For an operator's poll: True when ``check(context)`` raises no M2DError, else False with its message
+    as the poll message (the tooltip of the greyed-out button)."""
+    try:
+        check(context)
+    except M2DError as exc:
+        cls.poll_message_set(str(exc))
+        return False
+    return True
+
+
 def tag_redraw_all(area_types=("VIEW_3D", "PREFERENCES")) -> None:
     """Ask Blender to redraw the areas that show our panels (cheap; safe without a window)."""
     wm = bpy.context.window_manager

@@ -74,9 +74,6 @@ class Character:
     def parent_map(self) -> dict:
         return {n: (self.bone_names[p] if p >= 0 else None) for n, p in zip(self.bone_names, self.parents)}
 
-    def heads_armature(self) -> np.ndarray:
-        return self.rest[:, :3, 3]
-
 
 def _body_frame(left: np.ndarray, up: np.ndarray) -> np.ndarray:
     """(3, 3) columns left, up, front of a body from its hips' left-right line and its trunk."""

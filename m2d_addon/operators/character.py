@@ -16,7 +16,7 @@ from ...inference import files
 from ...inference.protocol import TAKE_KEY
 from ...inference.retarget.bone_map import BoneMap, families
 from .. import bridge, character, generation, pins, rig, timing
-from ..common import reports_errors
+from ..common import passes, reports_errors
 
 PRESETS = (("AUTO", "Automatic", "The rig table that maps the most joints, else the bone names"),
            *((key, f.name, f.description) for key, f in families().items()),
@@ -34,12 +34,7 @@ def _character(context):
 
 
 def _character_poll(cls, context) -> bool:
-    try:
-        _character(context)
-    except M2DError as exc:
-        cls.poll_message_set(str(exc))
-        return False
-    return True
+    return passes(cls, _character, context)
 
 
 def _describe(obj, bone_map: BoneMap) -> str:

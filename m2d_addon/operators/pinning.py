@@ -10,17 +10,14 @@ from bpy_extras.io_utils import ExportHelper
 
 from ...inference.errors import M2DError
 from .. import pin_display, pins, regenerate, timing
-from ..common import reports_errors
+from ..common import passes, reports_errors
 from ..props import chosen_strip
 
 _dancer = regenerate.dancer
 
 
 def _pin_poll(cls, context) -> bool:
-    try:
-        _dancer(context)
-    except M2DError as exc:
-        cls.poll_message_set(str(exc))
+    if not passes(cls, _dancer, context):
         return False
     if context.mode not in ("OBJECT", "POSE"):
         cls.poll_message_set("Switch to Object or Pose Mode")
