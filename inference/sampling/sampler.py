@@ -44,6 +44,7 @@ from .. import skeleton as sk
 from ..config import DDIM, M2DConfig
 from ..device import autocast
 from ..network.model import DanceDenoiser, MusicContext
+from ..network.traced import sampling_denoiser
 from .constraints import Constraints
 from .diffusion import cosine_alpha_bar, ddim_sample, ddim_timesteps, guided, inpaint
 from .dpm_solver import dpmpp_2m_sample, dpmpp_2m_timesteps
@@ -411,9 +412,11 @@ def sample_dance(
     out = np.zeros((plan.padded_frames, config.motion_dim))
     hop, length = plan.hop, plan.window
 
+    denoiser = sampling_denoiser(model, device)
+
     def network(x, t, context):
         with autocast(device):
-            return model.denoise(x, t, context).float()
+            return denoiser(x, t, context).float()
 
     for c, chunk in enumerate(chunks):
         starts = [plan.starts[w] for w in chunk]
