@@ -39,23 +39,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from inference.network.model import DanceDenoiser, MusicContext  # noqa: E402
+from inference.network.model import MusicContext  # noqa: E402
+from inference.network.traced import FlatDenoiser, TracedDenoiser  # noqa: E402
 from inference.network.weights import load_model  # noqa: E402
 from inference.sampling import sampler as sampler_module  # noqa: E402
 
 VARIANTS = ("no_grad", "inference_mode", "threads=1", "bf16", "trace", "trace_unfrozen", "compile")
-
-
-class _Flat(torch.nn.Module):
-    """The denoiser with its music context as plain tensors, which tracing needs."""
-
-    def __init__(self, model: DanceDenoiser):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x, t, pooled, *kv):
-        pairs = [(kv[i], kv[i + 1]) for i in range(0, len(kv), 2)]
-        return self.model.denoise(x, t, MusicContext(pooled, pairs))
 
 
 def main() -> None:
@@ -78,7 +67,7 @@ def main() -> None:
                                    model.music_context(model.null_tokens(windows, config.window_frames)))
     x = torch.randn(2 * windows, config.window_frames, config.motion_dim)
     t = torch.full((2 * windows,), config.diffusion_steps // 2, dtype=torch.long)
-    flat = [context.pooled] + [a for kv in context.cross_kv for a in kv]
+    flat = FlatDenoiser.arguments(context)
     threads = torch.get_num_threads()
     with torch.no_grad():
         reference = model.denoise(x, t, context)
@@ -107,15 +96,15 @@ def main() -> None:
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
                     return model.denoise(x, t, context).float()
             calls[v] = bf16
-        elif v == "trace":
+        elif v == "trace":  # what the sampler uses
+            traced = TracedDenoiser(model)
             with torch.no_grad():
-                traced = torch.jit.freeze(torch.jit.trace(_Flat(model).eval(), (x, t, *flat), check_trace=False))
-                traced(x, t, *flat)
-                traced(x, t, *flat)  # the profiling executor optimises on the second call
-            calls[v] = lambda: torch.no_grad()(traced)(x, t, *flat)
+                traced(x, t, context)
+                traced(x, t, context)  # the profiling executor optimises on the second call
+            calls[v] = lambda: torch.no_grad()(traced)(x, t, context)
         elif v == "trace_unfrozen":
             with torch.no_grad():
-                plain = torch.jit.trace(_Flat(model).eval(), (x, t, *flat), check_trace=False)
+                plain = torch.jit.trace(FlatDenoiser(model).eval(), (x, t, *flat), check_trace=False)
                 plain(x, t, *flat)
                 plain(x, t, *flat)
             calls[v] = lambda: torch.no_grad()(plain)(x, t, *flat)

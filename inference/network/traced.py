@@ -30,16 +30,19 @@ from .model import DanceDenoiser, MusicContext
 log = logging.getLogger(__name__)
 
 _ATTRIBUTE = "_m2d_traced"
-MAX_GRAPHS = 4
-"""Graphs kept per model (each holds a copy of the weights); the least recently made goes first."""
 
 
-class _FlatDenoiser(torch.nn.Module):
-    """``denoise`` with the music context as plain tensors, which tracing needs."""
+class FlatDenoiser(torch.nn.Module):
+    """``denoise`` with the music context as plain tensors (:meth:`arguments`), which tracing needs."""
 
     def __init__(self, model: DanceDenoiser):
         super().__init__()
         self.model = model
+
+    @staticmethod
+    def arguments(context: MusicContext) -> list:
+        """The context as the tensors :meth:`forward` takes after ``x_t`` and ``t``."""
+        return [context.pooled] + [a for kv in context.cross_kv for a in kv]
 
     def forward(self, x_t, t, pooled, *kv):
         pairs = [(kv[i], kv[i + 1]) for i in range(0, len(kv), 2)]
@@ -66,7 +69,7 @@ class TracedDenoiser:
         versions = None if self._failed else self._weights_version()
         if versions is None:  # a graph could not be told stale: the model itself
             return self.model.denoise(x_t, t, context)
-        flat = [context.pooled] + [a for kv in context.cross_kv for a in kv]
+        flat = FlatDenoiser.arguments(context)
         if versions != self._versions:
             self._graphs.clear()
             self._versions = versions
@@ -77,15 +80,13 @@ class TracedDenoiser:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", torch.jit.TracerWarning)
                     warnings.simplefilter("ignore", DeprecationWarning)
-                    graph = torch.jit.freeze(torch.jit.trace(_FlatDenoiser(self.model).eval(), (x_t, t, *flat),
+                    graph = torch.jit.freeze(torch.jit.trace(FlatDenoiser(self.model).eval(), (x_t, t, *flat),
                                                              check_trace=False))
             except Exception as exc:  # noqa: BLE001 - any tracing failure: the eager model gives the same numbers
                 log.warning("Sampling without a traced network (%s: %s); it is a little slower.",
                             type(exc).__name__, exc)
                 self._failed = True
                 return self.model.denoise(x_t, t, context)
-            if len(self._graphs) >= MAX_GRAPHS:
-                self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = graph
         return graph(x_t, t, *flat)
 
