@@ -377,3 +377,25 @@ def diversity(features) -> float:
     if len(features) < 2:
         return float("nan")
     return float(pdist(features).mean())
+
+
+EXTREMITY_JOINTS = ("left_collar", "right_collar", "left_wrist", "right_wrist")
+"""Joints whose motion :func:`rotation_range` reports (the first model kept them still)."""
+
+
+def rotation_range(smpl_poses, joints=EXTREMITY_JOINTS, percentile: float = 95.0) -> dict:
+    """How far each joint's local rotation moves over a dance: {joint: degrees}.
+
+    The ``percentile`` of the angle between each frame's rotation and the dance's mean
+    rotation (the normalised mean of sign-aligned quaternions); 0 for a joint that never moves.
+    """
+    poses = np.asarray(smpl_poses, np.float64).reshape(len(smpl_poses), sk.NUM_JOINTS, 3)
+    out = {}
+    for name in joints:
+        q = sk.axis_angle_to_quat(poses[:, sk.JOINT_INDEX[name]])  # (N, 4) w first
+        q = q * np.where(q[:, :1] < 0, -1.0, 1.0)
+        mean = q.mean(0)
+        mean /= max(np.linalg.norm(mean), 1e-12)
+        cos = np.clip(np.abs(q @ mean), 0.0, 1.0)
+        out[name] = float(np.percentile(np.degrees(2.0 * np.arccos(cos)), percentile))
+    return out

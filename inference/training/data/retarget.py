@@ -52,6 +52,11 @@ _REST_SPINE_TO_NECK = _REST_NECK - np.array([0.0, SPINE_LANDMARK_HEIGHT, 0.0])
 # A bend below this many degrees leaves the bend plane undefined; above the second it is trusted fully.
 BEND_UNSURE_DEG = (10.0, 30.0)
 
+# How far each collar joint lies from the shoulders' midpoint towards its shoulder, at rest (0..1).
+_COLLAR_FRACTION = {
+    side: float(np.linalg.norm(_REST[J[f"{side}_collar"]] - _REST_NECK)
+                / np.linalg.norm(_REST[J[f"{side}_shoulder"]] - _REST_NECK)) for side in ("left", "right")}
+
 # Landmarks compared by :func:`retarget_error`: SMPL joints, plus the "neck" (shoulder midpoint) and
 # "head" (above the head joint) landmarks built the same way on SMPL. The source's hip markers are not
 # hip-joint centres (see tang2018), so hips are left out.
@@ -105,7 +110,7 @@ def _fractional(rotation, fraction):
     return sk.axis_angle_to_matrix(sk.matrix_to_axis_angle(rotation) * fraction)
 
 
-def fit_rotations(lm: dict, scale: float) -> np.ndarray:
+def fit_rotations(lm: dict, scale: float, extremities: bool = True) -> np.ndarray:
     """Landmarks (dict of (N, 3), world metres, source scale) -> (N, 24, 3, 3) SMPL local rotations.
 
     Pelvis: hip line and root->spine. Spine1-3 share the pelvis-to-thorax turn
@@ -116,8 +121,10 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
     Upper arm and forearm: their bones, twist from the elbow's bend plane
     (faded to the thorax's when the arm is straight). Thigh and shin: their
     bones, twist from the knee's forward direction (faded to the foot's when the
-    leg is straight). Ankle: heel->toe and the foot's up. Collars, wrists, hands,
-    head and toes keep their rest rotation (no landmark constrains them).
+    leg is straight). Ankle: heel->toe and the foot's up. Collars and wrists: see
+    :func:`collar_rotations` and :func:`wrist_rotation` (used where their landmarks are
+    given; ``extremities=False`` keeps them at rest, as the first model's data had them).
+    Hands, head and toes keep their rest rotation (no landmark constrains them).
     """
     n = len(lm["root"])
     world = np.zeros((n, sk.NUM_JOINTS, 3, 3))
@@ -127,9 +134,16 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
     g_pelvis = align(_REST_HIP_LINE, _Y, lm["left_hip"] - lm["right_hip"], lm["spine"] - lm["root"])
     local[:, 0] = world[:, 0] = g_pelvis
 
-    # Spine: three equal shares of the pelvis-to-thorax rotation.
-    g_thorax = align(_REST_SHOULDER_LINE, _REST_SPINE_TO_NECK, lm["left_shoulder"] - lm["right_shoulder"],
-                     lm["neck"] - lm["spine"])
+    # Spine: three equal shares of the pelvis-to-thorax rotation. With collars fitted, the chest's
+    # up (spine->neck) is exact and the shoulder line only turns it: what the shoulders do beyond
+    # that is the collars'. Without, the shoulder line is exact (the collars cannot take it up).
+    collars = extremities
+    if collars:
+        g_thorax = align(_REST_SPINE_TO_NECK, _REST_SHOULDER_LINE, lm["neck"] - lm["spine"],
+                         lm["left_shoulder"] - lm["right_shoulder"])
+    else:
+        g_thorax = align(_REST_SHOULDER_LINE, _REST_SPINE_TO_NECK, lm["left_shoulder"] - lm["right_shoulder"],
+                         lm["neck"] - lm["spine"])
     share = _fractional(_local(g_pelvis, g_thorax), 1.0 / 3.0)
     for name, parent in (("spine1", 0), ("spine2", J["spine1"]), ("spine3", J["spine2"])):
         local[:, J[name]] = share
@@ -147,8 +161,12 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
     g_neck = world[:, J["spine3"]] @ local[:, J["neck"]]
     world[:, J["neck"]] = g_neck
     world[:, J["head"]] = g_neck
+    g_chest = world[:, J["spine3"]]
+    collar_local = collar_rotations(lm, g_chest) if collars else {}
     for side in ("left", "right"):
-        world[:, J[f"{side}_collar"]] = world[:, J["spine3"]]
+        if side in collar_local:
+            local[:, J[f"{side}_collar"]] = collar_local[side]
+        world[:, J[f"{side}_collar"]] = g_chest @ local[:, J[f"{side}_collar"]]
 
     for side in ("left", "right"):
         # Arm: upper arm and forearm share the elbow's bend-plane normal.
@@ -158,14 +176,22 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
         normal_rest = _unit(np.cross(off_elbow, _Z))  # flexion brings the forearm forward
         g_collar = world[:, J[f"{side}_collar"]]
         w = _bend_weight(upper, fore)
-        normal = w * _unit(np.cross(upper, fore)) + (1 - w) * (g_collar @ normal_rest)
+        bend_normal = _unit(np.cross(upper, fore))
+        fallback = g_collar @ normal_rest
+        marked = forearm_marker_normal(lm, side, fore, bend_normal, w[..., 0]) if extremities else None
+        if marked is not None:  # a straight arm turns as its forearm marker says (twist then stays off the wrist)
+            marker_normal, trust = marked
+            fallback = _unit(trust[:, None] * marker_normal + (1 - trust[:, None]) * fallback)
+        normal = w * bend_normal + (1 - w) * fallback
         g_upper = align(off_elbow, normal_rest, upper, normal)
         g_fore = align(off_wrist, normal_rest, fore, normal)
         local[:, J[f"{side}_shoulder"]] = _local(g_collar, g_upper)
         local[:, J[f"{side}_elbow"]] = _local(g_upper, g_fore)
         world[:, J[f"{side}_shoulder"]] = g_upper
         world[:, J[f"{side}_elbow"]] = g_fore
-        world[:, J[f"{side}_wrist"]] = world[:, J[f"{side}_hand"]] = g_fore
+        if extremities:
+            local[:, J[f"{side}_wrist"]] = wrist_rotation(lm, side, g_fore, wrist)
+        world[:, J[f"{side}_wrist"]] = world[:, J[f"{side}_hand"]] = g_fore @ local[:, J[f"{side}_wrist"]]
 
         # Leg: the SMPL hip-joint centre placed in the source, then thigh and shin.
         hip = lm["root"] + (g_pelvis @ OFFSETS[J[f"{side}_hip"]]) / scale
@@ -184,6 +210,135 @@ def fit_rotations(lm: dict, scale: float) -> np.ndarray:
         local[:, J[f"{side}_knee"]] = _local(g_thigh, g_shin)
         local[:, J[f"{side}_ankle"]] = _local(g_shin, g_foot)
     return local
+
+
+COLLAR_LIMIT_DEG = 35.0
+"""Collar rotations are softly limited to this (a clavicle's range), so a marker glitch cannot whip them."""
+WRIST_TWIST_LIMIT_DEG = 70.0
+WRIST_BEND_LIMIT_DEG = 60.0
+MIN_MARKER_OFFSET = 0.01
+"""A forearm marker closer than this (m, median) to the elbow-wrist line gives no twist."""
+
+
+def min_rotation(u, v):
+    """(..., 3, 3) the smallest rotation carrying unit directions ``u`` onto ``v``."""
+    axis = np.cross(u, v)
+    angle = np.arctan2(np.linalg.norm(axis, axis=-1), (u * v).sum(-1))
+    return sk.axis_angle_to_matrix(_unit(axis) * angle[..., None])
+
+
+def soft_limit(rotation, limit_deg):
+    """``rotation`` (..., 3, 3) with turns up to half the limit L kept and larger ones eased (tanh) to under L."""
+    aa = sk.matrix_to_axis_angle(rotation)
+    angle = np.linalg.norm(aa, axis=-1, keepdims=True)
+    half = 0.5 * np.radians(limit_deg)
+    eased = np.where(angle <= half, angle, half + half * np.tanh((angle - half) / half))
+    return sk.axis_angle_to_matrix(_unit(aa) * eased)
+
+
+def _neutral(directions):
+    """(N, 3) unit directions -> their (3,) neutral: the normalised component-wise median over the sequence."""
+    return _unit(np.median(directions, axis=0))
+
+
+def collar_rotations(lm: dict, g_chest) -> dict:
+    """Collar local rotations {side: (N, 3, 3)} from the shoulder points relative to the chest.
+
+    Each collar's pivot is a point fixed in the chest frame ``g_chest`` (N, 3, 3): from where
+    the shoulders' midpoint sits over the sequence (median, relative to the "spine" landmark),
+    as far towards that side's shoulder as SMPL's collar joint lies between its shoulders.
+    Each collar turns its shoulder point's direction from the pivot away from that
+    direction's neutral (median over the sequence, in the chest frame) by the smallest
+    rotation, softly limited to :data:`COLLAR_LIMIT_DEG`. A shrug raises both collars; one
+    shoulder dropped against the other lowers one and raises the other. The chest's turn
+    is fitted to the shoulder line, so the shoulders reaching forward or back in turn shows
+    as the chest's twist, not the collars'.
+    """
+    to_chest = np.swapaxes(g_chest, -1, -2)
+
+    def chest(points):  # (N, 3) world -> chest frame, relative to the "spine" landmark
+        return (to_chest @ (points - lm["spine"])[..., None])[..., 0]
+
+    middle = np.median(chest(lm["neck"]), axis=0)  # (3,)
+    out = {}
+    for side in ("left", "right"):
+        shoulder = chest(lm[f"{side}_shoulder"])
+        pivot = middle + _COLLAR_FRACTION[side] * (np.median(shoulder, axis=0) - middle)
+        rel = shoulder - pivot  # (N, 3)
+        d = _unit(rel)
+        out[side] = soft_limit(min_rotation(_neutral(d), d), COLLAR_LIMIT_DEG)
+    return out
+
+
+def _median_angle(angles):
+    """The neutral of a sequence of angles: the direction of the component-wise median of their unit vectors."""
+    return float(np.arctan2(np.median(np.sin(angles)), np.median(np.cos(angles))))
+
+
+def _marker_offset(lm: dict, side: str, axis):
+    """A forearm marker's offset from the elbow-wrist line (N, 3), its length's trust (N,) and
+    whether it is usable at all (median offset at least :data:`MIN_MARKER_OFFSET`)."""
+    marker = lm.get(f"{side}_forearm")
+    if marker is None:
+        return None, None, False
+    rel = marker - lm[f"{side}_elbow"]
+    perp = rel - (rel * axis).sum(-1, keepdims=True) * axis
+    dist = np.linalg.norm(perp, axis=-1)
+    med = np.median(dist)
+    trust = np.clip((dist / max(med, 1e-9) - 0.3) / 0.4, 0.0, 1.0)
+    return perp, trust, med >= MIN_MARKER_OFFSET
+
+
+def forearm_marker_normal(lm: dict, side: str, fore, bend_normal, bend_weight):
+    """The arm's bend-plane normal (N, 3) a forearm marker implies, and its trust (N,); None without one.
+
+    Where the elbow is bent, the marker's angle about the forearm from the bend-plane normal is
+    measured; its median over those frames is the marker's neutral angle. Turning the
+    marker's offset back by that angle gives a normal for frames whose elbow is too straight to
+    define a plane, so a straight arm's twist is the whole arm's, not the wrist's.
+    """
+    axis = _unit(fore)
+    perp, trust, usable = _marker_offset(lm, side, axis)
+    if not usable:
+        return None
+    angle = np.arctan2((np.cross(bend_normal, perp) * axis).sum(-1), (bend_normal * perp).sum(-1))
+    use = (bend_weight > 0.9) & (trust > 0.5)
+    neutral = _median_angle(angle[use] if use.any() else angle)
+    u = _unit(perp)
+    c, s_ = np.cos(-neutral), np.sin(-neutral)
+    turned = u * c + np.cross(axis, u) * s_ + axis * (axis * u).sum(-1, keepdims=True) * (1 - c)  # Rodrigues
+    return _unit(turned), trust
+
+
+def wrist_rotation(lm: dict, side: str, g_fore, wrist) -> np.ndarray:
+    """A wrist's local rotation (N, 3, 3): twist about the forearm, then the hand's bend.
+
+    Twist: a forearm marker off the elbow-wrist line (landmark ``<side>_forearm``) turns
+    with the hand about the forearm; its angle about the line in the forearm's frame
+    ``g_fore``, from its median, is the wrist's twist (trusted less where the marker
+    comes near the line). Bend: a hand marker (``<side>_hand``) seen from the wrist in the
+    twisted frame; the smallest rotation from its neutral direction (median over the
+    sequence) to it. Each part is used only where its landmark is given; both softly
+    limited (:data:`WRIST_TWIST_LIMIT_DEG`, :data:`WRIST_BEND_LIMIT_DEG`).
+    """
+    n = len(wrist)
+    out = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+    to_fore = np.swapaxes(g_fore, -1, -2)
+    axis = _unit(OFFSETS[J[f"{side}_wrist"]])  # the forearm's direction in its own frame
+    perp, trust, usable = _marker_offset(lm, side, _unit(lm[f"{side}_wrist"] - lm[f"{side}_elbow"]))
+    if usable:
+        perp = (to_fore @ perp[..., None])[..., 0]  # (N, 3) forearm frame
+        e1 = _unit(np.cross(axis, _Z) if abs(axis @ _Z) < 0.9 else np.cross(axis, _Y))
+        e2 = np.cross(axis, e1)
+        phi = np.arctan2(perp @ e2, perp @ e1)
+        ref = _median_angle(phi[trust > 0.5] if (trust > 0.5).any() else phi)
+        twist = np.angle(np.exp(1j * (phi - ref))) * trust
+        out = soft_limit(sk.axis_angle_to_matrix(axis * twist[:, None]), WRIST_TWIST_LIMIT_DEG)
+    hand = lm.get(f"{side}_hand")
+    if hand is not None:
+        d = _unit((np.swapaxes(out, -1, -2) @ to_fore @ (hand - wrist)[..., None])[..., 0])  # twisted frame
+        out = out @ soft_limit(min_rotation(_neutral(d), d), WRIST_BEND_LIMIT_DEG)
+    return out
 
 
 def source_scale(root: np.ndarray, toes: np.ndarray) -> float:

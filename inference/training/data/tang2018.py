@@ -19,9 +19,11 @@ What the data showed (figures per dance in the preprocessing report):
   and scales to metres (:func:`side_evidence` re-measures this per dance).
 * Points: 0/1 the left/right side of the head; 2 lower spine (17 cm above the
   root); 3/12 shoulders (27-32 cm apart, SMPL's are 39 cm); 4/13 elbows; 6/15
-  wrists (elbow-wrist 22-26 cm); 5/14 lie on the forearms, off the elbow-wrist
-  line; 22 sits 4.6 cm beyond the left wrist and 21 on the right forearm
-  between 13 and 14, so neither gives a usable hand direction; 7/16 hip
+  wrists (elbow-wrist 22-26 cm); 5/14 lie on the forearms, 3-6 cm off the
+  elbow-wrist line (they give the forearm's twist); 22 sits 4.6 cm from the
+  left wrist at a steady distance (a hand marker: the left wrist's bend) and
+  21 on the right forearm between 13 and 14 (unused: the right hand has no
+  hand marker, so only its twist is known); 7/16 hip
   markers about 5 cm *above* the root and 20 cm apart (not joint centres);
   8/17 knees; 9/18 ankles; 10/19 heels; 11/20 toes.
 * Faults: the height drifts (feet rise by up to 0.5 m over a dance, as with
@@ -55,6 +57,7 @@ from ... import skeleton as sk
 from ...errors import DataError
 from . import beats as bt
 from . import retarget as rt
+from ...evaluation.metrics import rotation_range
 from .clip import Clip, contacts_from_motion, ground, repair_spikes
 
 NUM_POINTS = 23
@@ -471,6 +474,7 @@ def process_dance(dance: TangDance, song_features: np.ndarray, fps: int,
         ba_clock=round(ba_clock, 4), ba_warp=round(ba_final, 4), frames=clip.num_frames,
         seconds=round(clip.duration, 2), left_side_agreement=round(agreement, 4),
         extras={"glitch_frames_repaired": round(repaired, 4), "spike_frames_bridged": int(spikes), **heldout, "sides": side_evidence(raw_lm),
+                "rotation_range_deg": {k: round(v, 1) for k, v in rotation_range(poses_out).items()},
                 "warp_passes_kept": passes, "warp_max_abs_shift_s": round(float(np.abs(shift).max()), 4),
                 "warp_mean_abs_shift_s": round(float(np.abs(shift).mean()), 4)},
     )
