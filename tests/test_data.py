@@ -531,6 +531,33 @@ def test_bad_cache_files(tmp_path):
         cache.DanceCache(tmp_path / "other.npz")
 
 
+def test_preprocess_uses_the_decodable_part_of_a_truncated_song_or_skips_the_dance(tmp_path):
+    """Like DANCE_R_6's audio.mp3 (only 4:09 of 4:13 decode): a dance whose span lies within the part
+    that decodes is kept on it; one whose span runs past it is skipped with a warning naming why."""
+    from inference.training.data.preprocess import build_cache
+
+    song = write_wav(tmp_path / "song.wav", 30.0, sr=44100)
+    y, sr = sf.read(song, dtype="float32")
+    sf.write(tmp_path / "song.mp3", y, sr, format="MP3")
+    data = (tmp_path / "song.mp3").read_bytes()
+    (tmp_path / "cut.mp3").write_bytes(data[:int(len(data) * 0.6)])  # about 18 of 30 s decode
+    root = tmp_path / "tang"
+    poses, trans = synthetic_smpl(250, 25.0, seed=2)  # 10 s
+    write_tang_dance(root / "DANCE_C_1", poses, trans, start_units=50, audio=tmp_path / "cut.mp3")  # 2-12 s
+    write_tang_dance(root / "DANCE_C_3", poses, trans, start_units=300, audio=tmp_path / "cut.mp3")  # 12-22 s
+    lines = []
+    summary = build_cache("tang2018", root, tmp_path / "c.npz", keep_unaligned=True, log=lines.append)
+    assert [d["name"] for d in summary["dropped"]] == ["DANCE_C_3"]
+    assert "truncated audio" in summary["dropped"][0]["reason"]
+    assert any(line.startswith("WARNING: DANCE_C_3 SKIPPED") and "decode" in line for line in lines)
+    assert any("is truncated" in line for line in lines)
+    assert len(summary["truncated_audio"]) == 2  # each folder's copy
+    for seconds in summary["truncated_audio"].values():
+        assert 15 < seconds["decodable_s"] < 20 and seconds["file_s"] == pytest.approx(30.0, abs=0.1)
+    loaded = cache.DanceCache(tmp_path / "c.npz")
+    assert [d.name for d in loaded.dances] == ["DANCE_C_1"] and loaded.dances[0].num_frames > 200
+
+
 def test_preprocess_folder_end_to_end_through_the_subcommand(tmp_path):
     from inference.training.data.preprocess import add_subcommand
 

@@ -38,6 +38,8 @@ class AudioClip:
     """Where the clip starts in the file, seconds."""
     file_duration: float
     path: str
+    truncated: bool = False
+    """True when the file could be decoded only in part and the clip holds what could (see ``allow_truncated``)."""
 
     @property
     def duration(self) -> float:
@@ -78,7 +80,7 @@ def check_audio_path(path) -> Path:
     return path
 
 
-def audio_info(path) -> sf._SoundFileInfo:
+def audio_info(path, allow_truncated: bool = False) -> sf._SoundFileInfo:
     """soundfile's header information, or an AudioError saying why the file is unusable."""
     path = check_audio_path(path)
     try:
@@ -93,7 +95,7 @@ def audio_info(path) -> sf._SoundFileInfo:
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(f"{path} holds no audio samples. Export or copy the song again.")
     # libsndfile notes a short data chunk as "data : N (should be M)".
-    if re.search(r"^data\s*:.*should be", info.extra_info, flags=re.M):
+    if not allow_truncated and re.search(r"^data\s*:.*should be", info.extra_info, flags=re.M):
         raise AudioError(
             f"{path} is truncated: its header promises more audio than the file holds. "
             "Copy or export the file again."
@@ -101,13 +103,18 @@ def audio_info(path) -> sf._SoundFileInfo:
     return info
 
 
-def load_audio(path, sample_rate: int, start: float = 0.0, duration: float | None = None) -> AudioClip:
+def load_audio(path, sample_rate: int, start: float = 0.0, duration: float | None = None,
+               allow_truncated: bool = False) -> AudioClip:
     """Decode ``duration`` seconds from ``start`` as mono float32 at ``sample_rate``.
 
     ``duration=None`` reads to the end of the file; a duration that runs past the
-    end is cut at the end. Raises AudioError for anything unusable.
+    end is cut at the end. Raises AudioError for anything unusable. A file that
+    decodes only in part (truncated or damaged) is an AudioError too, unless
+    ``allow_truncated``: then the clip holds what decoded (at least
+    :data:`MIN_SECONDS`) and says so (``truncated``); whoever asks must check
+    that it covers what they need.
     """
-    info = audio_info(path)
+    info = audio_info(path, allow_truncated=allow_truncated)
     file_duration = info.frames / info.samplerate
     if not np.isfinite(start) or start < 0:
         raise AudioError(f"The start time must be 0 or more seconds; got {start}.")
@@ -146,11 +153,14 @@ def load_audio(path, sample_rate: int, start: float = 0.0, duration: float | Non
                 pieces.append(stream.resample_chunk(mono, last=False))
             pieces.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(
-            f"{path} is damaged: decoding stopped after {_fmt_time(decoded / info.samplerate)} "
-            f"({exc}). Copy or export the file again."
-        ) from None
-    if decoded < wanted - info.samplerate * 0.05:
+        if not allow_truncated:
+            raise AudioError(
+                f"{path} is damaged: decoding stopped after {_fmt_time(decoded / info.samplerate)} "
+                f"({exc}). Copy or export the file again."
+            ) from None
+        pieces.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    truncated = decoded < wanted - info.samplerate * 0.05
+    if truncated and not (allow_truncated and decoded >= MIN_SECONDS * info.samplerate):
         raise AudioError(
             f"{path} is truncated or damaged: only {_fmt_time((first + decoded) / info.samplerate)} "
             f"of its {_fmt_time(file_duration)} could be decoded. Copy or export the file again."
@@ -159,4 +169,4 @@ def load_audio(path, sample_rate: int, start: float = 0.0, duration: float | Non
     if not np.all(np.isfinite(samples)):
         raise AudioError(f"{path} decodes to invalid sample values (NaN or infinity); the file is damaged.")
     return AudioClip(samples=samples, sample_rate=sample_rate, start=first / info.samplerate,
-                     file_duration=file_duration, path=str(path))
+                     file_duration=file_duration, path=str(path), truncated=bool(truncated))

@@ -109,10 +109,13 @@ def extract_features(samples: np.ndarray, config: M2DConfig) -> np.ndarray:
     return np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
-def features_from_file(path, config: M2DConfig, start: float = 0.0, duration: float | None = None):
+def features_from_file(path, config: M2DConfig, start: float = 0.0, duration: float | None = None,
+                       allow_truncated: bool = False):
     """Load a stretch of a music file and compute its features.
 
     Returns ``(features (T, music_dim), clip)``; ``T = round(clip.duration * fps)``.
+    ``allow_truncated``: see :func:`inference.music.audio.load_audio`.
     """
-    clip: AudioClip = load_audio(path, config.audio_sample_rate, start=start, duration=duration)
+    clip: AudioClip = load_audio(path, config.audio_sample_rate, start=start, duration=duration,
+                                 allow_truncated=allow_truncated)
     return extract_features(clip.samples, config), clip

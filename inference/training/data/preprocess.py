@@ -25,19 +25,36 @@ KINDS = ("tang2018", "aistpp", "folder")
 
 
 class _SongFeatures:
-    """Whole-song features, computed once per music file."""
+    """Whole-song features, computed once per music file.
 
-    def __init__(self, config: M2DConfig):
-        self.config = config
+    A file that decodes only in part gives the features of the part that decodes and a
+    warning; :attr:`truncated` maps it to its decodable and full lengths (seconds), so a
+    dance whose span runs past the decodable part can be skipped.
+    """
+
+    def __init__(self, config: M2DConfig, log: Callable[[str], None] = print):
+        self.config, self.log = config, log
         self.songs: dict[str, np.ndarray] = {}
+        self.truncated: dict[str, tuple[float, float]] = {}
+        self.skipped: list[dict] = []
 
     def __call__(self, audio) -> np.ndarray:
         from ...music.features import features_from_file
 
         key = str(audio)
         if key not in self.songs:
-            self.songs[key] = features_from_file(audio, self.config)[0]
+            features, clip = features_from_file(audio, self.config, allow_truncated=True)
+            self.songs[key] = features
+            if clip.truncated:
+                self.truncated[key] = (len(features) / self.config.fps, clip.file_duration)
+                self.log(f"WARNING: {audio} is truncated: only {self.truncated[key][0]:.1f} s of its "
+                         f"{clip.file_duration:.1f} s decode; dances are cut to that or skipped.")
         return self.songs[key]
+
+    def decodable(self, audio) -> float:
+        """Seconds of ``audio`` that decode (the whole song unless it is truncated)."""
+        features = self(audio)
+        return self.truncated.get(str(audio), (len(features) / self.config.fps,))[0]
 
 
 def _slice_music(clip: Clip, song: np.ndarray, fps: int):
@@ -56,7 +73,18 @@ def _tang2018(source, config, features, options, log):
     out, reports = [], []
     for folder in tg.dance_folders(source):
         dance = tg.read_dance(folder)
-        clip, music, report = tg.process_dance(dance, features(dance.audio), config.fps,
+        song = features(dance.audio)
+        if str(dance.audio) in features.truncated:
+            decodable = features.decodable(dance.audio)
+            if dance.end > decodable:
+                log(f"WARNING: {dance.name} SKIPPED: its music runs to {dance.end:.1f} s but only "
+                    f"{decodable:.1f} s of {dance.audio} decode.")
+                features.skipped.append({"name": dance.name, "reason": f"truncated audio: the dance runs to "
+                                         f"{dance.end:.1f} s, {decodable:.1f} s decode"})
+                continue
+            log(f"{dance.name}: its span ({dance.start:.1f}-{dance.end:.1f} s) lies within the "
+                f"{decodable:.1f} s that decode; kept.")
+        clip, music, report = tg.process_dance(dance, song, config.fps,
                                                min_prominence=options.get("min_prominence", tg.MIN_PROMINENCE),
                                                warp=options.get("warp", True))
         clip.split = sp.tang2018_split(clip.name)
@@ -105,7 +133,7 @@ def build_cache(kind: str, source, output, config: Optional[M2DConfig] = None, m
     if not output.parent.is_dir():
         raise DataError(f"The folder {output.parent} does not exist; create it first.")
     started = time.monotonic()
-    features = _SongFeatures(config)
+    features = _SongFeatures(config, log)
     reports: list = []
     if kind == "tang2018":
         pairs, reports = _tang2018(source, config, features, options, log)
@@ -118,7 +146,16 @@ def build_cache(kind: str, source, output, config: Optional[M2DConfig] = None, m
             from .folder import load_folder
 
             clips = load_folder(source, config.fps, do_ground=options.get("ground", False))
-        pairs = [_slice_music(c, features(c.audio), config.fps) for c in clips]
+        pairs = []
+        for c in clips:
+            song = features(c.audio)
+            if str(c.audio) in features.truncated and c.audio_start + c.duration > features.decodable(c.audio):
+                if c.audio_start + 2.0 / config.fps >= features.decodable(c.audio):
+                    log(f"WARNING: {c.name} SKIPPED: its music starts after the part of {c.audio} that decodes.")
+                    features.skipped.append({"name": c.name, "reason": "truncated audio"})
+                    continue
+                log(f"WARNING: {c.name} is cut to the {features.decodable(c.audio):.1f} s of {c.audio} that decode.")
+            pairs.append(_slice_music(c, song, config.fps))
         for clip, _ in pairs:
             log(f"{clip.name}: {clip.num_frames} frames, {clip.style}, {clip.split}")
     for factor in stretch:
@@ -131,7 +168,9 @@ def build_cache(kind: str, source, output, config: Optional[M2DConfig] = None, m
         "kind": kind, "source": str(source), "dances": len(dances),
         "frames": {s: int(sum(len(d["smpl_poses"]) for d in dances if d["split"] == s)) for s in ("train", "test")},
         "dropped": [{"name": r["name"], "reason": r["reason"]} for r in reports
-                    if not r["kept"] and not options.get("keep_unaligned", False)],
+                    if not r["kept"] and not options.get("keep_unaligned", False)] + features.skipped,
+        "truncated_audio": {k: {"decodable_s": round(a, 2), "file_s": round(b, 2)}
+                            for k, (a, b) in features.truncated.items()},
         "per_dance": reports or [{"name": c.name, **{k: v for k, v in c.info.items() if k != "report"}}
                                  for c, _ in pairs],
         "feature_settings": {"fps": config.fps, "hop_length": config.hop_length, "n_mfcc": config.n_mfcc,
