@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .protocol import ANY_STYLE
 from .skeleton import NUM_JOINTS
 
 CONFIG_FORMAT = "music2dance-config/1"
@@ -26,8 +27,9 @@ SAMPLERS = (DDIM, DPMPP_2M)
 (:mod:`inference.sampling.dpm_solver`), about 2.5 times faster at a measured cost (model card)."""
 SAMPLER_STEPS = {DPMPP_2M: 20, DDIM: 50}
 """Each sampler's usual step count, where a sampler other than the model's own takes its steps from."""
-LEGACY_SETTINGS = {"sampler": DDIM}
-"""Settings a config saved before they existed takes: what that version did."""
+LEGACY_SETTINGS = {"sampler": DDIM, "styles": (), "style_drop_prob": 0.25}
+"""Settings a config saved before they existed takes: what that version did (DDIM sampling, no
+style embedding)."""
 
 # Per-frame motion layout (EDGE): 4 foot contacts, root translation, 24 local rotations in 6D.
 NUM_CONTACTS = 4
@@ -53,6 +55,11 @@ class M2DConfig:
     """Audio samples per feature frame; the audio is resampled to ``fps * hop_length`` Hz."""
     n_mfcc: int = 20
     n_chroma: int = 12
+
+    # --- style ---
+    styles: tuple = ()
+    """Dance styles the network is conditioned on (a learned embedding each, index 1..n; index 0 is
+    :data:`ANY_STYLE`, the null style). Empty: no style embedding (models before styles)."""
 
     # --- network ---
     width: int = 512
@@ -87,6 +94,8 @@ class M2DConfig:
     # --- training ---
     cond_drop_prob: float = 0.25
     """Probability of replacing the music by the learned null condition (for guidance)."""
+    style_drop_prob: float = 0.25
+    """Probability of replacing a window's style by the null style, so "any" is learned too."""
 
     # ------------------------------------------------------------------ derived
     @property
@@ -106,8 +115,28 @@ class M2DConfig:
     def window_seconds(self) -> float:
         return self.window_frames / self.fps
 
+    def style_choices(self) -> tuple:
+        """Every style a generation may ask of this model, :data:`ANY_STYLE` first."""
+        return (ANY_STYLE,) + tuple(self.styles)
+
+    def style_index(self, style: str | None) -> int:
+        """The network's index of ``style`` (0 for ``any`` or None); ValueError naming the choices."""
+        if style is None or style == ANY_STYLE:
+            return 0
+        if style in self.styles:
+            return 1 + self.styles.index(style)
+        if not self.styles:
+            raise ValueError(f"these weights were trained without styles, so only the style {ANY_STYLE!r} "
+                             f"works with them (asked for {style!r}); use weights trained with styles, or "
+                             f"{ANY_STYLE!r}")
+        raise ValueError(f"unknown style {style!r}: this model knows {', '.join(self.style_choices())}")
+
     # ------------------------------------------------------------------ checks and I/O
     def __post_init__(self):
+        object.__setattr__(self, "styles", tuple(self.styles))
+        if any(not isinstance(s, str) or not s or s == ANY_STYLE for s in self.styles) \
+                or len(set(self.styles)) != len(self.styles):
+            raise ValueError(f"styles must be distinct non-empty names other than {ANY_STYLE!r}: {self.styles}")
         if self.window_frames % 2:
             raise ValueError("window_frames must be even: windows overlap by half.")
         if self.width % self.heads or (self.width // self.heads) % 2:
@@ -135,7 +164,9 @@ class M2DConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
+        data = dataclasses.asdict(self)
+        data["styles"] = list(self.styles)
+        return {"format": CONFIG_FORMAT, **data}
 
     @classmethod
     def from_dict(cls, data: dict) -> "M2DConfig":
@@ -157,6 +188,11 @@ class M2DConfig:
             raise ValueError("; ".join(parts))
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         for key, value in data.items():
+            if types[key] == "tuple":
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"setting {key} is {value!r}, expected a list of names")
+                data[key] = tuple(value)
+                continue
             expected = {"int": int, "float": (int, float), "str": str}[types[key]]
             if isinstance(value, bool) or not isinstance(value, expected):
                 raise ValueError(f"setting {key} is {value!r}, expected a {types[key]}")

@@ -74,7 +74,7 @@ class SyntheticDances:
 
     def sample(self, batch, rng):
         pairs = [self._window(rng, self.config.window_frames) for _ in range(batch)]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), np.zeros(batch, np.int64)
 
     def validation(self):
         return self.sample(16, np.random.default_rng(99))

@@ -499,14 +499,14 @@ def test_cache_round_trip_and_windows(tmp_path):
         assert np.allclose(d.music, src["music"], atol=1e-2)
     sampler = cache.WindowSampler(loaded, config)
     assert [d.name for d in sampler.dances] == ["a"]  # c is shorter than a window; b is held out
-    motion, music = sampler.sample(8, np.random.default_rng(0))
+    motion, music, _ = sampler.sample(8, np.random.default_rng(0))
     assert motion.shape == (8, 40, 151) and music.shape == (8, 40, 35) and motion.dtype == np.float32
     assert np.allclose(motion[:, 0, mo.ROOT_XY], 0.0, atol=1e-6)
     val = sampler.validation()
     assert val[0].shape[1:] == (40, 151) and len(val[0]) == 3  # starts 0, 20, 40 of dance b
     plain = cache.WindowSampler(loaded, config, augment=False)
-    m1, _ = plain.sample(2, np.random.default_rng(5))
-    m2, _ = plain.sample(2, np.random.default_rng(5))
+    m1, _, _ = plain.sample(2, np.random.default_rng(5))
+    m2, _, _ = plain.sample(2, np.random.default_rng(5))
     assert np.array_equal(m1, m2)
     with pytest.raises(DataError, match="hop_length 512 \\(model: 256\\)"):
         cache.WindowSampler(loaded, config.replace(hop_length=256))

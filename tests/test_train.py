@@ -1,6 +1,7 @@
 """Training end to end on CPU: a studio folder -> cache -> a few steps -> resume -> a usable model."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_losses_are_finite_and_follow_edge_weights(studio_cache):
     source = WindowSampler(cache, TINY_CONFIG, split="train")
     trainer = Trainer(TINY_CONFIG, source, "/nonexistent", TrainSettings(batch_size=4), torch.device("cpu"),
                       log=lambda m: None)
-    motion, music = source.sample(4, np.random.default_rng(0))
+    motion, music, _ = source.sample(4, np.random.default_rng(0))
     x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
     t = torch.tensor([0, 10, 500, 999])
     losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), t, torch.randn_like(x0),
@@ -103,3 +104,44 @@ def test_losses_are_finite_and_follow_edge_weights(studio_cache):
     assert torch.isclose(total_loss(losses), sum(LOSS_WEIGHTS[k] * v for k, v in losses.items()))
     total_loss(losses).backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in trainer.model.parameters())
+
+
+def _replica(rank, world, port, cache_path, run_dir, out_dir):
+    """One process of a 2-process gloo run, as torchrun would start it (its environment says where it is)."""
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    config = TINY_CONFIG.replace(styles=("a", "b"))
+    source = WindowSampler(DanceCache(cache_path), config, split="train")
+    trainer = Trainer(config, source, run_dir, TrainSettings(steps=3, batch_size=4, val_every=3, log_every=1),
+                      torch.device("cpu"), log=lambda m: None)
+    trainer.run()
+    torch.save({"model": trainer.model.state_dict(), "ema": trainer.ema.state_dict()}, f"{out_dir}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_distributed_replicas_hold_identical_weights(studio_cache, tmp_path):
+    """Two gloo processes (DistributedDataParallel on CPU) train the tiny model three steps: each drew
+    its own windows, yet both replicas end with the same weights, and the first wrote the run."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_replica, args=(2, port, str(studio_cache), str(tmp_path / "run"), str(tmp_path)), nprocs=2)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    fresh = Trainer(TINY_CONFIG.replace(styles=("a", "b")), WindowSampler(DanceCache(studio_cache), TINY_CONFIG),
+                    tmp_path / "x", TrainSettings(), torch.device("cpu"), log=lambda m: None)
+    for part in ("model", "ema"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert any(not torch.equal(a["model"][k], v) for k, v in fresh.model.state_dict().items())  # it trained
+    rows = list(csv.DictReader(open(tmp_path / "run" / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert json.loads((tmp_path / "run" / "settings.json").read_text())["processes"] == 2
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and (tmp_path / "run" / "model" / "config.json").exists()

@@ -14,7 +14,10 @@ Structure (Tseng et al., "EDGE", CVPR 2023, section 3.2 and figure 2):
 * the music's share of every cross-attention (its keys and values) does not
   depend on the diffusion step, so sampling computes it once
   (:meth:`DanceDenoiser.music_context`), not at every step;
-* a learned null music condition for classifier-free guidance (Ho & Salimans 2022).
+* a learned null music condition for classifier-free guidance (Ho & Salimans 2022);
+* where the config names styles, a learned style embedding added to the FiLM vector
+  (index 0 the null style, "any"), trained with style dropout as the music is
+  with condition dropout.
 
 Normalisation statistics of motion and music are buffers of the model, so they
 are saved and loaded with the weights.
@@ -179,6 +182,9 @@ class DanceDenoiser(nn.Module):
         self.music_encoder = nn.ModuleList(MusicEncoderLayer(config) for _ in range(config.music_depth))
         self.null_music = nn.Parameter(torch.randn(config.window_frames, w) * 0.02)
         self.music_pool = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, w), nn.Mish(), nn.Linear(w, w))
+        if config.styles:  # models before styles have no such weights, and load as they were
+            self.style_embedding = nn.Embedding(len(config.styles) + 1, w)
+            nn.init.normal_(self.style_embedding.weight, std=0.02)
 
         self.time_mlp = nn.Sequential(nn.Linear(w, 4 * w), nn.Mish())
         self.to_time_cond = nn.Linear(4 * w, w)
@@ -215,12 +221,20 @@ class DanceDenoiser(nn.Module):
             raise ValueError(f"{frames} frames exceed the model's window of {self.null_music.shape[0]}")
         return self.null_music[:frames].unsqueeze(0).expand(batch, -1, -1)
 
-    def music_context(self, music_tokens: torch.Tensor) -> MusicContext:
-        """(B, T, width) music tokens -> the step-independent part of every decoder layer's input."""
+    def music_context(self, music_tokens: torch.Tensor, style: torch.Tensor | None = None) -> MusicContext:
+        """(B, T, width) music tokens and (B,) style indices (``config.style_index``; None: the null
+        style) -> the step-independent part of every decoder layer's input."""
         memory = self.memory_norm(music_tokens)
         rope = self.rotary(torch.arange(music_tokens.shape[1], device=music_tokens.device))
         kv = [layer.cross_attn.keys_values(memory, rope) for layer in self.decoder]
-        return MusicContext(self.music_pool(music_tokens.mean(dim=1)), kv)
+        pooled = self.music_pool(music_tokens.mean(dim=1))
+        if self.config.styles:
+            if style is None:
+                style = torch.zeros(len(music_tokens), dtype=torch.long, device=music_tokens.device)
+            pooled = pooled + self.style_embedding(style.to(music_tokens.device)).to(pooled.dtype)
+        elif style is not None and bool((style != 0).any()):
+            raise ValueError("this model has no style embedding: only the null style (0, 'any') can be asked of it")
+        return MusicContext(pooled, kv)
 
     # ------------------------------------------------------------------ denoising
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, context: MusicContext) -> torch.Tensor:
@@ -246,9 +260,10 @@ class DanceDenoiser(nn.Module):
             h = layer(h, memory_kv, cond, rope_x)
         return self.motion_out(self.final_norm(h))
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, music_tokens: torch.Tensor) -> torch.Tensor:
-        """Predict x_0 from (B, T, width) music tokens (see :meth:`denoise`)."""
-        return self.denoise(x_t, t, self.music_context(music_tokens))
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, music_tokens: torch.Tensor,
+                style: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict x_0 from (B, T, width) music tokens and (B,) style indices (see :meth:`denoise`)."""
+        return self.denoise(x_t, t, self.music_context(music_tokens, style))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

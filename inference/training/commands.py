@@ -11,8 +11,8 @@ from pathlib import Path
 def _cmd_train(args) -> int:
     from ..config import PRESETS, M2DConfig
     from ..device import describe, resolve_device
-    from .data.cache import DanceCache, WindowSampler
-    from .train import Trainer, TrainSettings
+    from .data.cache import DanceCache, WindowSampler, cache_styles
+    from .train import Distributed, Trainer, TrainSettings
 
     device = resolve_device(args.device)
     config = M2DConfig.load(args.config) if args.config else PRESETS[args.preset]
@@ -20,14 +20,24 @@ def _cmd_train(args) -> int:
         config = config.replace(sample_steps=args.steps_per_sample)
     cache = DanceCache(args.data)
     cache.check_config(config)
+    if not args.config:  # a config file names its own styles
+        config = config.replace(styles=() if args.no_styles else cache_styles(cache))
     source = WindowSampler(cache, config, split="train", augment=not args.no_augment)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             decay_steps=args.decay_steps,
-                             val_every=args.val_every, checkpoint_every=args.val_every)
-    print(f"Training a {args.preset if not args.config else 'custom'} model on {describe(device)}: "
-          f"{cache.frames('train')} training frames, {settings.steps} steps -> {args.out}")
-    out = Trainer(config, source, args.out, settings, device).run(resume=args.resume)
-    print(f"Exported {out} (EMA weights); the best validation checkpoint is in {Path(args.out) / 'best'}.")
+                             decay_steps=args.decay_steps, swing_weight=args.swing_weight,
+                             val_every=args.val_every, checkpoint_every=args.checkpoint_every or args.val_every)
+    dist = Distributed.from_env()
+    say = print if dist.is_main else (lambda *a, **k: None)
+    say(f"Training a {args.preset if not args.config else 'custom'} model on {describe(device)}"
+        + (f" x {dist.world_size} processes" if dist.world_size > 1 else "")
+        + f": {cache.frames('train')} training frames, styles {', '.join(config.styles) or 'none'}, "
+          f"{settings.steps} steps -> {args.out}")
+    out = Trainer(config, source, args.out, settings, device, distributed=dist).run(resume=args.resume)
+    say(f"Exported {out} (EMA weights); the best validation checkpoint is in {Path(args.out) / 'best'}.")
+    if dist.world_size > 1:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
     return 0
 
 
@@ -36,7 +46,10 @@ def add_subcommand(subparsers) -> None:
     t = subparsers.add_parser("train", help="train a model on a preprocessed cache",
                               description="Train the denoiser with EDGE's losses on a cache made by "
                                           "`python -m inference preprocess`; writes checkpoints, loss.csv, "
-                                          "loss.png and the exported model (safetensors + config.json).")
+                                          "loss.png and the exported model (safetensors + config.json). "
+                                          "Under torchrun (e.g. `torchrun --nproc_per_node 4 -m inference "
+                                          "train ...`) every process trains a DistributedDataParallel "
+                                          "replica (NCCL on GPUs, gloo on CPU) and the first writes the run.")
     t.add_argument("--data", required=True, help="the cache file (.npz) from `preprocess`")
     t.add_argument("--out", required=True, help="run folder: checkpoints, logs and the exported model")
     t.add_argument("--preset", default="small", choices=["tiny", "small", "medium", "edge"],
@@ -49,7 +62,14 @@ def add_subcommand(subparsers) -> None:
                    help="let the learning rate fall linearly to zero over the last N steps (default 0: constant)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-every", type=int, default=1000, help="steps between validation and checkpoints")
+    t.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints (default: as --val-every)")
     t.add_argument("--resume", default=None, help="continue from this checkpoint.pt")
+    t.add_argument("--no-styles", action="store_true",
+                   help="no style embedding (default: one per style label of the training dances)")
+    t.add_argument("--swing-weight", type=float, default=0.0,
+                   help="weight of the swing-foot term: feet off the floor must lift and travel as the data's "
+                        "(default 0: EDGE's losses only)")
     t.add_argument("--no-augment", action="store_true", help="no mirroring or heading changes")
     t.add_argument("--steps-per-sample", type=int, default=None,
                    help="the exported model's default DDIM steps (default 50)")

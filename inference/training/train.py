@@ -3,6 +3,11 @@
 Losses (Tseng et al. 2023, section 3.2, with their weights): clean-motion MSE,
 velocity, forward-kinematics joint positions and foot contact (predicted
 contact feet must not slide), each step weighted by P2 (Choi et al. 2022).
+Optionally (a setting of the run, off by default) a swing-foot term: where the
+data's foot is off the floor, the predicted foot joints must match the data's
+positions and velocities (lifted as high, stepping as fast).
+Condition dropout replaces the music by the null condition and, independently,
+the style by the null style ("any").
 Training knows nothing of files: it draws windows from a :class:`WindowSource`
 (:mod:`inference.training.data` provides one over the preprocessed cache).
 """
@@ -42,11 +47,12 @@ STD_FLOOR = 1e-2
 class WindowSource(Protocol):
     """Where training windows come from."""
 
-    def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(B, T, motion_dim) metric motion in the window frame, (B, T, music_dim) features."""
+    def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, T, motion_dim) metric motion in the window frame, (B, T, music_dim) features and (B,)
+        style indices (``config.style_index``; 0 where the window has none)."""
 
-    def validation(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        """A fixed set of held-out windows, or None."""
+    def validation(self) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """A fixed set of held-out windows (as :meth:`sample`), or None."""
 
 
 @dataclass
@@ -68,6 +74,8 @@ class TrainSettings:
     checkpoint_every: int = 1000
     stats_windows: int = 2048
     """Windows drawn to estimate the normalisation statistics."""
+    swing_weight: float = 0.0
+    """Weight of the swing-foot term (0: EDGE's four losses only)."""
 
 
 def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng: np.random.Generator) -> None:
@@ -75,7 +83,7 @@ def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng
     motion, music = [], []
     drawn = 0
     while drawn < windows:
-        m, a = source.sample(min(256, windows - drawn), rng)
+        m, a, _ = source.sample(min(256, windows - drawn), rng)
         motion.append(m.reshape(-1, m.shape[-1]))
         music.append(a.reshape(-1, a.shape[-1]))
         drawn += len(m)
@@ -95,18 +103,22 @@ def _joints(model: DanceDenoiser, x_norm: torch.Tensor) -> torch.Tensor:
 
 def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor, t: torch.Tensor,
                      noise: torch.Tensor, drop: torch.Tensor, alpha_bar: torch.Tensor,
-                     settings: TrainSettings) -> dict[str, torch.Tensor]:
-    """EDGE's four losses for a batch of normalised clean windows ``x0`` (B, T, D).
+                     settings: TrainSettings, style: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+    """EDGE's four losses (and the swing-foot term when its weight is set) for a batch of normalised
+    clean windows ``x0`` (B, T, D).
 
-    ``drop`` (B,) marks windows trained with the null condition (for guidance).
+    ``drop`` (B,) marks windows trained with the null condition (for guidance); ``style`` (B,) holds
+    the style indices, already 0 where the style is dropped.
     """
     a = alpha_bar[t].float()  # (B,)
     x_t = q_sample(x0, a[:, None, None], noise)
+    core = model.module if hasattr(model, "module") else model  # DistributedDataParallel wraps the network
     with autocast(x0.device):  # the network in mixed precision on CUDA; the losses in fp32
-        tokens = model.encode_music(music)
-        null = model.null_tokens(len(x0), x0.shape[1])
+        tokens = core.encode_music(music)
+        null = core.null_tokens(len(x0), x0.shape[1])
         tokens = torch.where(drop[:, None, None], null.to(tokens.dtype), tokens)
-        pred = model(x_t, t, tokens).float()
+        pred = model(x_t, t, tokens, style).float()
+    model = core
     # P2 weighting (Choi et al. 2022): w = (k + SNR)^-gamma, SNR = a / (1 - a).
     p2 = (settings.p2_k + a / (1 - a)) ** -settings.p2_gamma  # (B,)
 
@@ -122,30 +134,96 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
     foot_v = feet[:, 1:] - feet[:, :-1]
     planted = (contact[:, :-1] > CONTACT_THRESHOLD).float()[..., None]
     foot = ((foot_v * planted) ** 2).flatten(1).mean(1).mean()
-    return {"simple": simple, "velocity": velocity, "fk": fk, "foot": foot}
+    losses = {"simple": simple, "velocity": velocity, "fk": fk, "foot": foot}
+    if settings.swing_weight > 0:
+        feet_true = joints_true[:, :, list(sk.CONTACT_INDICES)]
+        swing = 1.0 - model.denormalize_motion(x0)[..., mo.CONTACTS].round().clamp(0, 1)  # (B, T, 4) data's
+        err = ((feet - feet_true) ** 2).sum(-1) * swing  # (B, T, 4)
+        err_v = ((foot_v - (feet_true[:, 1:] - feet_true[:, :-1])) ** 2).sum(-1) * swing[:, 1:]
+        losses["swing"] = weighted(err) + weighted(err_v) * model.config.fps
+    return losses
 
 
-def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(LOSS_WEIGHTS[k] * v for k, v in losses.items())
+def total_loss(losses: dict[str, torch.Tensor], settings: Optional[TrainSettings] = None) -> torch.Tensor:
+    weights = dict(LOSS_WEIGHTS, swing=settings.swing_weight if settings else 0.0)
+    return sum(weights[k] * v for k, v in losses.items())
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands in a ``torchrun`` launch (one process per GPU, or per CPU node)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, env=None) -> "Distributed":
+        """Read torchrun's RANK / LOCAL_RANK / WORLD_SIZE (a plain run: one process)."""
+        import os
+
+        env = os.environ if env is None else env
+        return cls(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)))
+
+    def start(self, device: torch.device) -> torch.device:
+        """Join the process group (NCCL on CUDA, gloo on CPU); the device this process trains on."""
+        if self.world_size == 1:
+            return device
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=self.rank,
+                                    world_size=self.world_size)
+        return device
 
 
 class Trainer:
-    """Owns the model, its EMA copy, the optimiser and the run folder."""
+    """Owns the model, its EMA copy, the optimiser and the run folder.
+
+    Under ``torchrun`` each process trains a DistributedDataParallel replica on its own
+    share of every batch (``batch_size`` is the batch over all processes, so the run
+    follows the same schedule as on one machine); the first process validates and writes
+    the checkpoints, logs and models, and every process resumes from the same checkpoint.
+    """
 
     def __init__(self, config: M2DConfig, source: WindowSource, run_dir, settings: TrainSettings,
-                 device: torch.device, log: Callable[[str], None] = print):
+                 device: torch.device, log: Callable[[str], None] = print,
+                 distributed: Optional[Distributed] = None):
+        self.dist = distributed or Distributed.from_env()
+        device = self.dist.start(torch.device(device))
+        if settings.batch_size % self.dist.world_size:
+            raise DataError(f"The batch size {settings.batch_size} does not split evenly over "
+                            f"{self.dist.world_size} processes.")
         self.config, self.source, self.settings, self.device = config, source, settings, device
         self.run_dir = Path(run_dir)
-        self.log = log
-        torch.manual_seed(settings.seed)
+        self.log = log if self.dist.is_main else (lambda message: None)
+        torch.manual_seed(settings.seed)  # the same initial weights in every process
         self.rng = np.random.default_rng(settings.seed)
         self.model = DanceDenoiser(config).to(device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.net = self.model
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=settings.lr,
                                      weight_decay=settings.weight_decay)
         self.alpha_bar = cosine_alpha_bar(config.diffusion_steps, config.cosine_s).to(device)
         self.step = 0
         self.val_best = math.inf
+
+    def _own_streams(self) -> None:
+        """Give every process but the first its own data and noise streams (after the shared start)."""
+        if self.dist.rank:
+            self.rng = np.random.default_rng([self.settings.seed, self.dist.rank, self.step])
+            torch.manual_seed(self.settings.seed + 7919 * self.dist.rank + self.step)
 
     # ------------------------------------------------------------------ state
     @property
@@ -153,6 +231,8 @@ class Trainer:
         return self.run_dir / "checkpoint.pt"
 
     def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
         state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
                  "opt": self.opt.state_dict(), "step": self.step, "val_best": self.val_best,
                  "config": self.config.to_dict(), "settings": asdict(self.settings),
@@ -178,9 +258,10 @@ class Trainer:
         self.log(f"resumed from {path} at step {self.step}")
 
     # ------------------------------------------------------------------ steps
-    def _batch(self, motion: np.ndarray, music: np.ndarray):
+    def _batch(self, motion: np.ndarray, music: np.ndarray, style: np.ndarray):
         x0 = self.model.normalize_motion(torch.as_tensor(motion, dtype=torch.float32, device=self.device))
-        return x0, torch.as_tensor(music, dtype=torch.float32, device=self.device)
+        return (x0, torch.as_tensor(music, dtype=torch.float32, device=self.device),
+                torch.as_tensor(style, dtype=torch.long, device=self.device))
 
     def _lr(self) -> float:
         s = self.settings
@@ -193,15 +274,19 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         s = self.settings
         self.model.train()
-        x0, music = self._batch(*self.source.sample(s.batch_size, self.rng))
+        x0, music, style = self._batch(*self.source.sample(s.batch_size // self.dist.world_size, self.rng))
         b = len(x0)
         t = torch.randint(0, self.config.diffusion_steps, (b,), device=self.device)
         noise = torch.randn_like(x0)
         drop = torch.rand(b, device=self.device) < self.config.cond_drop_prob
+        if self.config.styles:
+            style = torch.where(torch.rand(b, device=self.device) < self.config.style_drop_prob, 0, style)
+        else:
+            style = None
         for group in self.opt.param_groups:
             group["lr"] = self._lr()
-        losses = diffusion_losses(self.model, x0, music, t, noise, drop, self.alpha_bar, s)
-        loss = total_loss(losses)
+        losses = diffusion_losses(self.net, x0, music, t, noise, drop, self.alpha_bar, s, style)
+        loss = total_loss(losses, s)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
@@ -218,11 +303,13 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> Optional[float]:
-        """Mean weighted loss of the EMA model on the fixed held-out windows (fixed t and noise)."""
+        """Mean weighted loss (EDGE's four terms) of the EMA model on the fixed held-out windows (fixed t
+        and noise, each window with its own style)."""
         data = self.source.validation()
         if data is None:
             return None
-        x0, music = self._batch(*data)
+        x0, music, style = self._batch(*data)
+        style = style if self.config.styles else None
         gen = torch.Generator().manual_seed(1234)
         t = torch.randint(0, self.config.diffusion_steps, (len(x0),), generator=gen).to(self.device)
         noise = torch.randn(x0.shape, generator=gen).to(self.device)
@@ -231,24 +318,29 @@ class Trainer:
         for a in range(0, len(x0), self.settings.batch_size):
             sl = slice(a, a + self.settings.batch_size)
             losses = diffusion_losses(self.ema, x0[sl], music[sl], t[sl], noise[sl], drop[sl],
-                                      self.alpha_bar, self.settings)
-            total += float(total_loss(losses)) * len(x0[sl])
+                                      self.alpha_bar, self.settings, None if style is None else style[sl])
+            total += float(total_loss(losses)) * len(x0[sl])  # EDGE's four terms: runs compare
         return total / len(x0)
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: Optional[str] = None) -> Path:
         """Train to ``settings.steps``; export the EMA model to ``run_dir/model``. Returns that folder."""
         s = self.settings
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.resume(resume)
         else:
             fit_normalizer(self.model, self.source, s.stats_windows, self.rng)
             self.ema.load_state_dict(self.model.state_dict())
+        self._own_streams()
+        if not main:
+            return self._follow()
         (self.run_dir / "settings.json").write_text(json.dumps(
-            {"config": self.config.to_dict(), "train": asdict(s)}, indent=2))
+            {"config": self.config.to_dict(), "train": asdict(s), "processes": self.dist.world_size}, indent=2))
         log_path = self.run_dir / "loss.csv"
-        fields = ["step", "loss", "simple", "velocity", "fk", "foot", "grad_norm", "lr", "val", "seconds"]
+        fields = ["step", "loss", "simple", "velocity", "fk", "foot", "swing", "grad_norm", "lr", "val", "seconds"]
         new_log = not (resume and log_path.exists())
         with open(log_path, "a" if not new_log else "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
@@ -280,6 +372,12 @@ class Trainer:
         out = save_model(self.ema, self.run_dir / "model")
         plot_losses(log_path, self.run_dir / "loss.png")
         return out
+
+    def _follow(self) -> Path:
+        """The steps of a process other than the first: train its share, write nothing."""
+        while self.step < self.settings.steps:
+            self.train_step()
+        return self.run_dir / "model"
 
 
 def plot_losses(csv_path, png_path, size=(640, 360)) -> None:

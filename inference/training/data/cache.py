@@ -147,19 +147,31 @@ def window(dance: Dance, start: int, frames: int, fps: int) -> tuple[np.ndarray,
 
 
 def sample_windows(dances: list[Dance], window_frames: int, fps: int, batch: int, rng: np.random.Generator,
-                   weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-    """(B, T, 151) window-frame motion and (B, T, 35) music: random windows of the given dances.
+                   weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B, T, 151) window-frame motion, (B, T, 35) music and (B,) the dances' style names: random
+    windows of the given dances.
 
     Dances are drawn with ``weights`` (default: in proportion to their possible starts).
     """
     if weights is None:
         starts = np.array([max(0, d.num_frames - window_frames + 1) for d in dances], np.float64)
         weights = starts / starts.sum()
-    pairs = []
+    pairs, styles = [], []
     for i in rng.choice(len(dances), size=batch, p=weights):
         d = dances[i]
         pairs.append(window(d, int(rng.integers(0, d.num_frames - window_frames + 1)), window_frames, fps))
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])  # (B, T, 151), (B, T, 35)
+        styles.append(d.style)
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), np.array(styles)
+
+
+def style_indices(names, config: M2DConfig) -> np.ndarray:
+    """(B,) style names -> the config's style indices; a style the config does not name is 0 (any)."""
+    return np.array([config.style_index(n) if n in config.styles else 0 for n in names], np.int64)
+
+
+def cache_styles(cache: "DanceCache", split: str = "train") -> tuple:
+    """The style labels of a split's dances, sorted (a model's ``styles`` when trained on them)."""
+    return tuple(sorted({d.style for d in cache.split(split) if d.style and d.style != "custom"}))
 
 
 class WindowSampler:
@@ -167,7 +179,8 @@ class WindowSampler:
 
     A window starts anywhere in a dance long enough (dances drawn in proportion
     to their possible starts), is mirrored with ``mirror_prob`` and turned to a
-    random heading. :meth:`validation` gives fixed windows of the test split.
+    random heading; it carries its dance's style as the config's index.
+    :meth:`validation` gives fixed windows of the test split.
     """
 
     def __init__(self, cache: DanceCache, config: M2DConfig, split: str = "train", augment: bool = True,
@@ -184,17 +197,18 @@ class WindowSampler:
         self.weights = starts / starts.sum()
         self.held_out = [d for d in cache.split("test") if d.num_frames >= self.frames]
 
-    def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        motion, music = sample_windows(self.dances, self.frames, self.cache.fps, batch, rng, self.weights)
+    def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        motion, music, styles = sample_windows(self.dances, self.frames, self.cache.fps, batch, rng, self.weights)
         if self.augment:
             motion = random_augment(motion, rng, self.mirror_prob, self.heading).astype(np.float32)
-        return motion, music
+        return motion, music, style_indices(styles, self.config)
 
-    def validation(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    def validation(self) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Half-overlapping windows of the held-out dances (at most :data:`VALIDATION_WINDOWS`), or None."""
         if not self.held_out:
             return None
         starts = [(d, s) for d in self.held_out for s in range(0, d.num_frames - self.frames + 1, self.frames // 2)]
         keep = np.linspace(0, len(starts) - 1, min(len(starts), VALIDATION_WINDOWS)).round().astype(int)
         pairs = [window(starts[k][0], starts[k][1], self.frames, self.cache.fps) for k in keep]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        styles = style_indices([starts[k][0].style for k in keep], self.config)
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), styles
