@@ -19,6 +19,7 @@ from pathlib import Path
 from .config import SAMPLERS
 from .errors import M2DError
 from .files import atomic_paths, output_path, write_failed
+from .protocol import STYLE_CHOICES
 from .protocol import FEATURES, FINISHING, SAMPLING, stage as stage_of
 
 EXIT_USER_ERROR = 2
@@ -96,8 +97,8 @@ def _cmd_generate(args) -> int:
     try:
         dance = generator.generate(
             args.audio, start=args.start, duration=args.duration, seed=args.seed, sampler=args.sampler,
-            steps=args.steps,
-            guidance=args.guidance, eta=args.eta, constraints=constraints, beat_snap=not args.no_beat_snap,
+            steps=args.steps, guidance=args.guidance, eta=args.eta, style=args.style, constraints=constraints,
+            beat_snap=not args.no_beat_snap,
             foot_lock=not args.no_foot_lock, progress=progress,
         )
     finally:
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance weight (default 2)")
     g.add_argument("--eta", type=float, default=None,
                    help="with --sampler ddim: 0 deterministic, 1 stochastic (default 0)")
+    g.add_argument("--style", default="any", metavar="STYLE",
+                   help="dance style: any (default: the network chooses), or one the model was trained on "
+                        f"(the shipped model: {', '.join(STYLE_CHOICES[1:])})")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="keep the network's own timing (by default accents within 0.1 s of a beat move onto it)")
     g.add_argument("--no-foot-lock", action="store_true",

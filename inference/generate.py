@@ -40,6 +40,14 @@ _FK_CHUNK = 4096  # frames per forward-kinematics batch when assembling the outp
 __all__ = ["Dance", "DanceGenerator", "StageProgress"]
 
 
+def style_index(config, style: Optional[str]) -> int:
+    """The model's index of ``style`` ("any" or None: 0); an M2DError that names the choices otherwise."""
+    try:
+        return config.style_index(style)
+    except ValueError as exc:
+        raise M2DError(f"Style: {exc}.") from None
+
+
 def _check_settings(config, sampler, steps, guidance, eta, seed=None):
     """M2DError naming the first setting outside its range (:mod:`inference.settings`)."""
     if sampler is not None and sampler not in SAMPLERS:
@@ -105,6 +113,7 @@ class DanceGenerator:
         steps: Optional[int] = None,
         guidance: Optional[float] = None,
         eta: Optional[float] = None,
+        style: Optional[str] = None,
         constraints: Optional[Constraints] = None,
         beat_snap: bool = True,
         foot_lock: bool = True,
@@ -114,10 +123,13 @@ class DanceGenerator:
         """Make a dance for ``duration`` seconds of ``audio`` from ``start`` (to the end by default).
 
         ``sampler`` ("dpmpp_2m" or "ddim"), ``steps``, ``guidance`` and ``eta`` default to the model's
-        (:meth:`~inference.config.M2DConfig.sampling`). ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.cleanup.retime`);
+        (:meth:`~inference.config.M2DConfig.sampling`). ``style``: one of ``config.style_choices()`` ("any",
+        the default, lets the network choose; weights trained without styles know only "any").
+        ``beat_snap`` moves the dance's accents onto the music's beats (:mod:`inference.cleanup.retime`);
         ``foot_lock`` holds planted feet still (:mod:`inference.cleanup.footlock`).
         """
         _check_settings(self.config, sampler, steps, guidance, eta, seed)
+        style_index(self.config, style)  # an unknown style is reported before the music is read
         if progress:
             progress(FEATURES.name, 0, 1)
         music, clip = features_from_file(audio, self.config, start=start, duration=duration)
@@ -125,6 +137,7 @@ class DanceGenerator:
             progress(FEATURES.name, 1, 1)
         dance = self.generate_from_features(
             music, audio_start=clip.start, seed=seed, sampler=sampler, steps=steps, guidance=guidance, eta=eta,
+            style=style,
             constraints=constraints, beat_snap=beat_snap, foot_lock=foot_lock, progress=progress,
             should_cancel=should_cancel,
         )
@@ -141,6 +154,7 @@ class DanceGenerator:
         steps: Optional[int] = None,
         guidance: Optional[float] = None,
         eta: Optional[float] = None,
+        style: Optional[str] = None,
         constraints: Optional[Constraints] = None,
         beat_snap: bool = True,
         foot_lock: bool = True,
@@ -150,12 +164,13 @@ class DanceGenerator:
         """Make a dance for (N, music_dim) features: N frames at the model's fps."""
         _check_settings(self.config, sampler, steps, guidance, eta, seed)
         sampler, steps = self.config.sampling(sampler, steps)
+        index = style_index(self.config, style)
         n = len(music)
         if constraints is not None:
             constraints = constraints.resized(n) if constraints.num_frames != n else constraints.validate()
         motion = sample_dance(
             self.model, music, constraints=constraints, sampler=sampler, steps=steps, guidance=guidance, eta=eta,
-            seed=seed, should_cancel=should_cancel,
+            seed=seed, style=index, should_cancel=should_cancel,
             progress=None if progress is None else (lambda i, total: progress(SAMPLING.name, i, total)),
         )
         if progress:
@@ -191,7 +206,8 @@ class DanceGenerator:
             progress(FINISHING.name, 1, 1)
         extras = {"seed": int(seed), "sampler": sampler, "steps": int(steps),
                   "guidance": float(self.config.guidance if guidance is None else guidance),
-                  "beat_snap": bool(beat_snap), "foot_lock": bool(foot_lock)}
+                  "beat_snap": bool(beat_snap), "foot_lock": bool(foot_lock),
+                  "style": self.config.style_choices()[index]}
         return Dance(fps=self.config.fps, smpl_poses=poses, smpl_trans=trans, joints=joints,
                      contacts=contacts, audio_start=float(audio_start), extras=extras)
 

@@ -53,6 +53,12 @@ FINISHING = Stage("finishing", "Finishing", 0.97, 1.0)
 """Limits, beat snap, foot lock and forward kinematics after sampling."""
 
 STAGES = {s.name: s for s in (STARTING, LOADING, FEATURES, SAMPLING, FINISHING)}
+
+ANY_STYLE = "any"
+"""The style that asks for none in particular (the network's null style): what weights without styles know."""
+STYLE_CHOICES = (ANY_STYLE, "cha-cha", "rumba", "waltz")
+"""The styles the shipped model knows, in the order the Dance panel offers them; a model trained on other
+data knows its own (``M2DConfig.styles``), and the engine checks the request against the model."""
 """Every stage by name, in the order a generation passes through them."""
 
 
@@ -131,6 +137,7 @@ class GenerateRequest(_Record):
     sampler: Optional[str] = None
     steps: Optional[int] = None
     guidance: Optional[float] = None
+    style: str = "any"
     beat_snap: bool = True
     foot_lock: bool = True
     device: str = "auto"
@@ -223,6 +230,7 @@ class TakeInfo:
     sampler: str = "ddim"
     steps: int = 0
     guidance: float = 0.0
+    style: str = "any"
     beat_snap: bool = True
     foot_lock: bool = True
     frame_start: Optional[int] = None
@@ -239,7 +247,7 @@ class TakeInfo:
     def of_request(cls, request: GenerateRequest, **fields) -> "TakeInfo":
         """The record of a take made by ``request`` (its seed and settings), with the other ``fields``."""
         return cls(seed=int(request.seed), sampler=str(request.sampler), steps=int(request.steps),
-                   guidance=float(request.guidance),
+                   guidance=float(request.guidance), style=str(request.style),
                    beat_snap=bool(request.beat_snap), foot_lock=bool(request.foot_lock), **fields)
 
     @property

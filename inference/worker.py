@@ -203,7 +203,8 @@ class Worker:
             constraints = Constraints.load(req.constraints, fps=generator.config.fps)
         dance = generator.generate(
             req.audio, start=req.start, duration=req.duration, seed=req.seed, sampler=req.sampler,
-            steps=req.steps, guidance=req.guidance, constraints=constraints, beat_snap=req.beat_snap, foot_lock=req.foot_lock,
+            steps=req.steps, guidance=req.guidance, style=req.style, constraints=constraints,
+            beat_snap=req.beat_snap, foot_lock=req.foot_lock,
             progress=lambda stage, done, total: self.progress(request_id, stage, done, total),
         )
         dance.save(output)

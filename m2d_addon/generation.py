@@ -25,7 +25,7 @@ from ..inference.files import output_path
 from ..inference.protocol import TAKE_KEY, GenerateRequest, SmplMeshRequest, TakeInfo
 from . import bridge, character, rig, timing
 from .common import EXTENSION_DIR, preferences, user_dir
-from .props import chosen_strip, sound_strips
+from .props import chosen_strip, sound_strips, style_name
 
 TAKE_NAME = "Dance"
 
@@ -89,8 +89,8 @@ def engine_request(settings, audio: str, frames: timing.FramePlan, weights: str,
     """The worker request for the music of ``frames`` with the panel's settings (``scene.m2d``)."""
     return GenerateRequest(audio=audio, output=output, start=float(frames.audio_start),
                            duration=float(frames.audio_duration), seed=int(seed), sampler=settings.sampler,
-                           steps=int(settings.steps),
-                           guidance=float(settings.guidance), beat_snap=bool(settings.beat_snap),
+                           steps=int(settings.steps), guidance=float(settings.guidance),
+                           style=style_name(settings.style), beat_snap=bool(settings.beat_snap),
                            foot_lock=bool(settings.foot_lock), device=settings.device, weights=weights,
                            constraints=constraints)
 

@@ -4,7 +4,7 @@ Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
 
     settings = bpy.context.scene.m2d
     settings.audio_strip = "Song"
-    settings.seed, settings.sampler, settings.steps = 7, "dpmpp_2m", 20
+    settings.seed, settings.sampler, settings.style = 7, "dpmpp_2m", "WALTZ"
     bpy.ops.m2d.generate()
 """
 
@@ -16,6 +16,18 @@ from bpy.types import PropertyGroup
 from ..inference import settings as st
 from ..inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
 from . import bridge, pin_display, pins
+from ..inference.protocol import STYLE_CHOICES
+
+STYLE_ITEMS = tuple(
+    (name.upper().replace("-", "_"), name.capitalize(),
+     "Let the model choose the style from the music" if i == 0 else f"Dance a {name.capitalize()}", i)
+    for i, name in enumerate(STYLE_CHOICES))
+"""The Style menu: one item per style the shipped model knows, its identifier the engine's name in capitals."""
+
+
+def style_name(identifier: str) -> str:
+    """The engine's name of a Style menu identifier ("CHA_CHA" -> "cha-cha")."""
+    return next(name for name in STYLE_CHOICES if name.upper().replace("-", "_") == identifier)
 
 
 def sound_strips(scene) -> list:
@@ -91,6 +103,13 @@ class M2D_PG_settings(PropertyGroup):
                                      f"guidance; 0 ignores the music, 2 is typical, more than "
                                      f"{st.GUIDANCE_MAX:g} breaks the motion up)",
         default=M2DConfig.guidance, min=st.GUIDANCE_MIN, max=st.GUIDANCE_MAX, soft_max=st.GUIDANCE_SOFT_MAX,
+    )
+    style: EnumProperty(
+        name="Style",
+        description="Dance style. Any lets the model choose from the music; a model trained without "
+                    "styles knows only Any",
+        items=STYLE_ITEMS,
+        default="ANY",
     )
     beat_snap: BoolProperty(
         name="Snap to Beats",

@@ -57,6 +57,7 @@ class VIEW3D_PT_m2d_dance(_DanceTab, Panel):
         sub.prop(settings, "sampler")
         sub.prop(settings, "steps")
         col.prop(settings, "guidance")
+        col.prop(settings, "style")
         col.prop(settings, "beat_snap")
         col.prop(settings, "foot_lock")
         col.prop(settings, "device")

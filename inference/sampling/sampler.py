@@ -380,13 +380,15 @@ def sample_dance(
     eta: Optional[float] = None,
     sampler: Optional[str] = None,
     seed: int = 0,
+    style: int = 0,
     progress: Optional[ProgressFn] = None,
     should_cancel: Optional[Callable[[], bool]] = None,
 ) -> np.ndarray:
     """Generate (N, motion_dim) metric motion with a global root for (N, music_dim) features.
 
-    Sampling settings default to the model config's (:meth:`M2DConfig.sampling`). The result
-    meets every pin of ``constraints`` exactly. ``progress(done, total)`` counts denoising
+    Sampling settings default to the model config's (:meth:`M2DConfig.sampling`). ``style`` is the
+    config's style index (0: any); guidance pushes away from the null music *and* the null style. The
+    result meets every pin of ``constraints`` exactly. ``progress(done, total)`` counts denoising
     steps over all chunks.
     """
     config: M2DConfig = model.config
@@ -434,7 +436,8 @@ def sample_dance(
 
         with autocast(device):  # the music's part of every step, computed once per chunk
             tokens = model.encode_music(torch.as_tensor(padded_music[index], device=device))
-            cond = model.music_context(tokens)
+            cond = model.music_context(tokens, torch.full((len(chunk),), int(style), dtype=torch.long) if style
+                                       else None)
             uncond = model.music_context(model.null_tokens(len(chunk), length))
         denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat)
         hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator,

@@ -94,6 +94,13 @@ def test_corrupt_weights(scene, song, prefs, tiny_weights, tmp_path):
     fails_with("corrupt")
 
 
+def test_style_asked_of_weights_without_styles(scene, song, prefs):
+    """The test model, like the first shipped one, has no style embedding: Any works, a style says why not."""
+    add_strip(scene, song)
+    scene.m2d.style = "WALTZ"
+    fails_with("trained without styles", "'waltz'", "'any'")
+
+
 @pytest.fixture(scope="module")
 def bare_python(tmp_path_factory):
     """A Python without PyTorch (a fresh venv of the base interpreter)."""

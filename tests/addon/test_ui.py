@@ -20,7 +20,7 @@ def test_main_panel_without_and_with_music(scene, song):
     add_strip(scene, song)
     calls = draw(bpy.types.VIEW3D_PT_m2d_dance, bpy.context)
     props = [c[1] for c in calls if c[0] == "prop"]
-    for name in ("audio_strip", "range_mode", "seed", "sampler", "steps", "guidance", "beat_snap", "foot_lock",
+    for name in ("audio_strip", "range_mode", "seed", "sampler", "steps", "guidance", "style", "beat_snap", "foot_lock",
                  "device", "target"):
         assert name in props
     assert ("operator", "m2d.generate") in calls
