@@ -5,10 +5,15 @@
 
 Prints one metric table (``inference.evaluation.evaluate``), then each bar of the model
 card with its measured value: beat alignment against held-out ground truth and
-against another song, PFC, foot skating, frozen stretches, NaN, determinism and
-diversity across seeds. Writes everything to ``out/quality/report.json``, with a
-stick-figure GIF and an image strip of the first held-out dance (``preview.gif``,
-``preview_strip.png``).
+against another song, PFC, foot skating, feet through the floor, collar and wrist
+motion against the data's, frozen stretches, NaN, determinism, diversity across seeds and
+speed. For a model with styles, every held-out song is also danced in each style, and
+each set's FID_k/FID_g to each style's held-out dances is printed (all standardised by
+the whole held-out set): a style's dances should be nearest that style's. Writes
+everything to ``out/quality/report.json``, with a stick-figure GIF and an image strip of
+the first held-out dance (``preview.gif``, ``preview_strip.png``). ``--baseline
+REPORT.json`` (another model's report, from the same sitting) adds the "PFC at most the
+baseline's" bar.
 
 Unheard music: the songs of the dances the preprocessing dropped (their motion
 never reached the cache) and the bundled demo track.
@@ -30,12 +35,16 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "cache" / "numba"))
 import numpy as np  # noqa: E402
 
 from inference import analysis  # noqa: E402
-from inference.evaluation.evaluate import EvalDance, evaluate_sets, format_table, load_reference  # noqa: E402
+from inference.evaluation.evaluate import (EvalDance, evaluate_sets, fid_to_groups, format_table,  # noqa: E402
+                                           load_reference)
+from inference.evaluation.metrics import EXTREMITY_JOINTS, rotation_range  # noqa: E402
 from inference.generate import DanceGenerator  # noqa: E402
 from inference.music.features import beats_from_features, features_from_file  # noqa: E402
 from inference.preview import write_gif, write_strip  # noqa: E402
 from inference.training.data.cache import DanceCache  # noqa: E402
 
+FLOOR_TOLERANCE = 0.01
+"""Metres: no ankle or toe joint may be further than this below its dance's floor."""
 FROZEN_SECONDS = 2.0
 FROZEN_SPEED = 0.05
 """m/s: mean joint speed below this for FROZEN_SECONDS counts as a frozen stretch."""
@@ -51,12 +60,36 @@ def frozen_stretch(joints: np.ndarray, fps: float) -> float:
     return longest / fps
 
 
-def generated(gen: DanceGenerator, audio, start: float, seconds: float, seed: int, name: str, out: Path,
-              post: dict):
-    dance = gen.generate(audio, start=start, duration=seconds, seed=seed, **post)
-    dance.save(out / f"{name}.npz")
-    beats = beats_from_features(features_from_file(audio, gen.config, start=start, duration=seconds)[0], gen.config)
-    return dance, EvalDance(name=name, joints=dance.joints, fps=dance.fps, beats=beats, music=str(audio))
+def floor_sink(joints: np.ndarray) -> float:
+    """Deepest (m) any ankle or toe joint goes below the dance's own floor (0 when never)."""
+    floor = analysis.estimate_floor(joints)
+    return float(max(0.0, (floor - joints[:, analysis.FOOT_JOINTS, analysis.UP].min(axis=1)).max()))
+
+
+class Generated:
+    """Every dance a model makes on the bench, with what the bars need beyond the metric table."""
+
+    def __init__(self, gen: DanceGenerator, out: Path, post: dict):
+        self.gen, self.out, self.post = gen, out, post
+        self.ranges: dict[str, list] = {}  # set -> per dance {joint: degrees}
+        self.sink: list[float] = []
+        self.music_seconds = self.wall_seconds = 0.0
+
+    def __call__(self, audio, start: float, seconds: float, seed: int, name: str, group: str, style: str = "any"):
+        began = time.monotonic()
+        dance = self.gen.generate(audio, start=start, duration=seconds, seed=seed, style=style, **self.post)
+        self.wall_seconds += time.monotonic() - began
+        self.music_seconds += dance.duration
+        dance.save(self.out / f"{name}.npz")
+        self.ranges.setdefault(group, []).append(rotation_range(dance.smpl_poses))
+        self.sink.append(floor_sink(dance.joints))
+        beats = beats_from_features(features_from_file(audio, self.gen.config, start=start, duration=seconds)[0],
+                                    self.gen.config)
+        return dance, EvalDance(name=name, joints=dance.joints, fps=dance.fps, beats=beats, music=str(audio))
+
+
+def median_ranges(per_dance: list) -> dict:
+    return {j: round(float(np.median([r[j] for r in per_dance])), 1) for j in EXTREMITY_JOINTS}
 
 
 def main() -> None:
@@ -73,6 +106,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     parser.add_argument("--no-beat-snap", action="store_true", help="the network's timing, without beat snap")
     parser.add_argument("--no-foot-lock", action="store_true", help="the network's feet, without foot lock")
+    parser.add_argument("--styles", nargs="*", default=None,
+                        help="styles to dance every held-out song in (default: all the model knows)")
+    parser.add_argument("--baseline", default=None, help="another model's report.json: adds 'PFC at most its'")
     args = parser.parse_args()
     post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock,
             "sampler": args.sampler, "steps": args.steps}
@@ -85,14 +121,29 @@ def main() -> None:
     arrays = cache.arrays
     audio_of = {str(n): (Path(str(a)), float(s)) for n, a, s in zip(arrays["names"], arrays["audio"], arrays["audio_start"])}
     truth = load_reference(args.cache, config, split="test")
+    test = cache.split("test")
+    style_of = {f"{cache.path.name}:{d.name}": d.style for d in test}
+    truth_by_style = {}
+    for ev in truth:
+        truth_by_style.setdefault(style_of[ev.name], []).append(ev)
+    data_ranges = median_ranges([rotation_range(d.smpl_poses) for d in test])
+    styles = list(config.styles) if args.styles is None else args.styles
+    generated = Generated(gen, out, post)
 
     held_out, unheard, checks = [], [], {"nan": 0, "frozen_s": [], "dances": 0}
-    for d in cache.split("test"):
+    styled: dict[str, list] = {s: [] for s in styles}
+    any_by_song_style: dict[str, list] = {}
+    for d in test:
         audio, start = audio_of[d.name]
         seconds = min(d.num_frames / cache.fps, args.max_seconds)
-        dance, ev = generated(gen, audio, start, seconds, args.first_seed, f"heldout_{d.name}", out, post)
+        dance, ev = generated(audio, start, seconds, args.first_seed, f"heldout_{d.name}", "held-out")
         held_out.append(ev)
-        print(f"  {d.name}: {seconds:.0f} s generated ({time.monotonic() - started:.0f} s)", flush=True)
+        any_by_song_style.setdefault(d.style, []).append(ev)
+        for style in styles:
+            styled[style].append(generated(audio, start, seconds, args.first_seed, f"heldout_{d.name}_{style}",
+                                           f"style {style}", style)[1])
+        print(f"  {d.name}: {seconds:.0f} s generated{' in ' + str(len(styles) + 1) + ' styles' if styles else ''} "
+              f"({time.monotonic() - started:.0f} s)", flush=True)
 
     kept = {str(n) for n in arrays["names"]}
     dropped = [d["name"] for d in cache.report.get("dropped", []) if d["name"] not in kept]
@@ -105,8 +156,8 @@ def main() -> None:
         if not audio.exists():
             continue
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            dance, ev = generated(gen, audio, start, args.unheard_seconds, seed,
-                                  f"unheard_{audio.parent.name}_{seed}", out, post)
+            dance, ev = generated(audio, start, args.unheard_seconds, seed, f"unheard_{audio.parent.name}_{seed}",
+                                  "unheard")
             ev.music = f"{audio}@{start}"
             unheard.append((seed, ev))
         print(f"  unheard {audio.parent.name if audio != demo else 'demo'}: {args.seeds} seeds "
@@ -117,7 +168,7 @@ def main() -> None:
     write_gif(first.joints, out / "preview.gif", first.fps, max_seconds=10.0)
     write_strip(first.joints, out / "preview_strip.png", first.fps, count=8, seconds=4.0)
 
-    for ev in held_out + [ev for _, ev in unheard]:
+    for ev in held_out + [ev for _, ev in unheard] + [ev for evs in styled.values() for ev in evs]:
         checks["dances"] += 1
         checks["nan"] += int(not np.isfinite(ev.joints).all())
         checks["frozen_s"].append(frozen_stretch(ev.joints, ev.fps))
@@ -125,10 +176,29 @@ def main() -> None:
     sets = {"generated, held-out music": held_out,
             f"generated, unheard music (seed {args.first_seed})": [ev for seed, ev in unheard if seed == args.first_seed],
             "generated, unheard music (all seeds)": [ev for _, ev in unheard],
+            **{f"style {s}, held-out music": evs for s, evs in styled.items()},
             "ground truth, held-out": truth}
     results = evaluate_sets(sets, truth)
     print()
     print(format_table(results))
+
+    # Style: each set's distance to each style's held-out dances.
+    style_sets = {f"any, {s} songs": evs for s, evs in sorted(any_by_song_style.items())}
+    style_sets.update({f"style {s}, all held-out songs": evs for s, evs in styled.items()})
+    by_style = fid_to_groups(style_sets, truth_by_style, truth)
+    names = sorted(truth_by_style)
+    print("\nFID_k / FID_g to each style's held-out dances (" + ", ".join(
+        f"{n}: {len(truth_by_style[n])} dances" for n in names) + ")")
+    print(f"  {'set':<34}" + "".join(f"{n:>18}" for n in names))
+    for label, row in by_style.items():
+        print(f"  {label:<34}" + "".join(f"{row[n][0]:>9.1f} /{row[n][1]:>6.1f}" for n in names))
+    ranges = {group: median_ranges(r) for group, r in generated.ranges.items()}
+    print("\nRotation range (degrees; median over dances of the 95th percentile of the angle from the mean):")
+    print(f"  {'':<22}" + "".join(f"{j:>14}" for j in EXTREMITY_JOINTS))
+    for group, r in [("held-out data", data_ranges)] + list(ranges.items()):
+        print(f"  {group:<22}" + "".join(f"{r[j]:>14.1f}" for j in EXTREMITY_JOINTS))
+    sink = max(generated.sink)
+    speed = generated.music_seconds / max(generated.wall_seconds, 1e-9)
 
     # Same seed, same dance; other seeds, other dances.
     audio, start = songs[-1]
@@ -152,6 +222,24 @@ def main() -> None:
         bar(f"PFC {label} <= 1.5 x ground truth", round(r.pfc, 3), f"<= {1.5 * gt.pfc:.3f}", r.pfc <= 1.5 * gt.pfc)
         bar(f"skating {label} <= ground truth + 0.05", round(r.skate, 3), f"<= {gt.skate + 0.05:.3f}",
             r.skate <= gt.skate + 0.05)
+        bar(f"skating {label} <= ground truth + 0.03 (model v2)", round(r.skate, 3), f"<= {gt.skate + 0.03:.3f}",
+            r.skate <= gt.skate + 0.03)
+    if args.baseline:
+        base = json.loads(Path(args.baseline).read_text())["table"]
+        for label in ("generated, held-out music", "generated, unheard music (seed 0)"):
+            bar(f"PFC {label} <= baseline's", round(results[label].pfc, 3), f"<= {base[label]['pfc']:.3f}",
+                results[label].pfc <= base[label]["pfc"])
+    for group in ("held-out", "unheard"):
+        for j in EXTREMITY_JOINTS:
+            bar(f"{j} moves ({group} music): range >= half the data's", ranges[group][j],
+                f">= {0.5 * data_ranges[j]:.1f}", ranges[group][j] >= 0.5 * data_ranges[j])
+    bar("no foot through the floor (ankle and toe within 1 cm of the floor or above)",
+        f"deepest {100 * sink:.2f} cm", f"<= {100 * FLOOR_TOLERANCE:.0f} cm", sink <= FLOOR_TOLERANCE)
+    for s in styles:
+        row = by_style[f"style {s}, all held-out songs"]
+        nearest = min(row, key=lambda n: row[n][0])
+        bar(f"style {s}: its dances' FID_k nearest its own held-out dances", f"nearest {nearest} "
+            f"({', '.join(f'{n} {row[n][0]:.1f}' for n in names)})", s, nearest == s)
     diverse = results["generated, unheard music (all seeds)"]
     bar("Div_k across seeds >= 0.8 x ground truth", round(diverse.div_k, 3), f">= {0.8 * gt.div_k:.3f}",
         diverse.div_k >= 0.8 * gt.div_k)
@@ -160,10 +248,16 @@ def main() -> None:
     bar("never NaN", f"{checks['nan']} of {checks['dances']} dances", "0", checks["nan"] == 0)
     bar("same seed, same dance", same, "True", same)
     bar("other seed, other dance", f"mean joint distance {differ_cm:.1f} cm", "visibly different", differ_cm > 5)
+    bar("at least real time on this machine", f"{speed:.2f}x ({generated.music_seconds:.0f} s of music in "
+        f"{generated.wall_seconds:.0f} s)", ">= 1x", speed >= 1.0)
     print()
     for b in bars:
         print(f"  [{'met' if b['met'] else 'MISSED'}] {b['bar']}: {b['value']} (target {b['target']})")
     report = {"table": {k: v.as_dict() for k, v in results.items()}, "bars": bars, "post": post,
+              "styles": {label: {n: [round(k, 2), round(g, 2)] for n, (k, g) in row.items()}
+                         for label, row in by_style.items()},
+              "rotation_range_deg": {"held-out data": data_ranges, **ranges},
+              "floor_sink_cm": round(100 * sink, 2), "speed_x_real_time": round(speed, 3),
               "seconds": round(time.monotonic() - started, 1), "weights": str(args.weights or "weights/")}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nWrote {out / 'report.json'} in {report['seconds']:.0f} s")

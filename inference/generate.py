@@ -17,6 +17,7 @@ from . import motion as mo
 from . import settings as st
 from . import skeleton as sk
 from .analysis import floor_contacts
+from .cleanup.floor import keep_feet_above_floor
 from .cleanup.footlock import lock_feet
 from .cleanup.limits import keep_within_limits
 from .cleanup.retime import beat_time_map, retime
@@ -193,6 +194,9 @@ class DanceGenerator:
         if foot_lock:
             # Legs pinned on a frame, and near it, are left as they are.
             poses = lock_feet(poses, trans, self.config.fps, None if not constraints else constraints.pose_mask)
+        # No ankle or toe through the floor (legs re-solved by IK; pinned legs kept): inference.cleanup.floor.
+        poses = keep_feet_above_floor(poses, trans, self.config.fps,
+                                      None if not constraints else constraints.pose_mask)
         if constraints:
             # Pinned values are given back exactly as they were given, not via a conversion.
             p = poses.reshape(n, sk.NUM_JOINTS, 3)

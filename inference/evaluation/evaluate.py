@@ -390,6 +390,34 @@ def evaluate_sets(sets: Mapping[str, Sequence[EvalDance]], reference: Sequence[E
     return results
 
 
+def fid_to_groups(sets: Mapping[str, Sequence[EvalDance]], groups: Mapping[str, Sequence[EvalDance]],
+                  reference: Sequence[EvalDance]) -> dict[str, dict[str, tuple[float, float]]]:
+    """(FID_k, FID_g) of every set against every group of reference dances (e.g. each style's held-out
+    dances): ``{set: {group: (fid_k, fid_g)}}``.
+
+    All features are standardised by the whole ``reference``'s statistics (not each group's own), so a
+    set's distances to the different groups compare.
+    """
+    cache: dict[int, _ClipScores] = {}
+
+    def feats(dances):
+        per = [cache.setdefault(id(d), _score_dance(d)) for d in dances]
+        return np.concatenate([s.kinetic for s in per]), np.concatenate([s.geometric for s in per])
+
+    ref_k, ref_g = feats(reference)
+    groups_n = {}
+    for name, dances in groups.items():
+        k, g = feats(dances)
+        groups_n[name] = (metrics.normalise(k, ref_k)[0], metrics.normalise(g, ref_g)[0])
+    out = {}
+    for label, dances in sets.items():
+        k, g = feats(dances)
+        k, g = metrics.normalise(k, ref_k)[0], metrics.normalise(g, ref_g)[0]
+        out[label] = {name: (metrics.frechet_distance(k, gk), metrics.frechet_distance(g, gg))
+                      for name, (gk, gg) in groups_n.items()}
+    return out
+
+
 # ----------------------------------------------------------------------------- output
 
 
