@@ -144,7 +144,8 @@ class OracleDenoiser(DanceDenoiser):
     def null_tokens(self, batch, frames):
         return torch.zeros(batch, frames, self.config.width)
 
-    def music_context(self, tokens):
+    def music_context(self, tokens, style=None):
+        assert style is None, "the oracle has no styles"
         return MusicContext(pooled=tokens[..., 0], cross_kv=[])  # (B, T) frame numbers
 
     def denoise(self, x_t, t, context):
