@@ -226,7 +226,7 @@ def main() -> None:
             r.skate <= gt.skate + 0.03)
     if args.baseline:
         base = json.loads(Path(args.baseline).read_text())["table"]
-        for label in ("generated, held-out music", "generated, unheard music (seed 0)"):
+        for label in ("generated, held-out music", f"generated, unheard music (seed {args.first_seed})"):
             bar(f"PFC {label} <= baseline's", round(results[label].pfc, 3), f"<= {base[label]['pfc']:.3f}",
                 results[label].pfc <= base[label]["pfc"])
     for group in ("held-out", "unheard"):
