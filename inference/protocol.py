@@ -53,13 +53,13 @@ FINISHING = Stage("finishing", "Finishing", 0.97, 1.0)
 """Limits, beat snap, foot lock and forward kinematics after sampling."""
 
 STAGES = {s.name: s for s in (STARTING, LOADING, FEATURES, SAMPLING, FINISHING)}
+"""Every stage by name, in the order a generation passes through them."""
 
 ANY_STYLE = "any"
 """The style that asks for none in particular (the network's null style): what weights without styles know."""
 STYLE_CHOICES = (ANY_STYLE, "cha-cha", "rumba", "waltz")
 """The styles the shipped model knows, in the order the Dance panel offers them; a model trained on other
 data knows its own (``M2DConfig.styles``), and the engine checks the request against the model."""
-"""Every stage by name, in the order a generation passes through them."""
 
 
 def stage(name: str) -> Stage:

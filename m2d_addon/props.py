@@ -15,8 +15,8 @@ from bpy.types import PropertyGroup
 
 from ..inference import settings as st
 from ..inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
-from . import bridge, pin_display, pins
 from ..inference.protocol import STYLE_CHOICES
+from . import bridge, pin_display, pins
 
 STYLE_ITEMS = tuple(
     (name.upper().replace("-", "_"), name.capitalize(),
