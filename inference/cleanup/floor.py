@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from .. import analysis
 from .. import skeleton as sk
 from ..sampling.constraints import clear_of_pins
-from .footlock import LEGS, leg_ik
+from .footlock import LEGS, leg_ik, posed
 
 EASE_SECONDS = 0.1
 """The lift of a sinking foot fades in and out over about this long."""
@@ -57,9 +57,7 @@ def keep_feet_above_floor(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: f
     n = len(poses)
     if n < 3:
         return poses.astype(np.asarray(smpl_poses).dtype)
-    local = sk.axis_angle_to_matrix(poses.reshape(n, sk.NUM_JOINTS, 3))
-    world_pos, world_rot = sk.forward_kinematics(local, np.asarray(smpl_trans, np.float64))
-    floor = analysis.estimate_floor(world_pos)
+    local, world_pos, world_rot, floor = posed(poses, smpl_trans)
     out = poses.reshape(n, sk.NUM_JOINTS, 3)
     for foot, leg in enumerate(LEGS):
         lift = floor_lift(world_pos, fps, foot, floor) * clear_of_pins(pose_mask, n, fps, leg)

@@ -180,6 +180,14 @@ def leg_ik(local: np.ndarray, world_pos: np.ndarray, world_rot: np.ndarray, leg:
     return out
 
 
+def posed(poses: np.ndarray, smpl_trans: np.ndarray):
+    """(local rotations, world positions, world rotations, floor height) of a dance's (N, 72) float64 poses:
+    what the leg clean-ups solve against."""
+    local = sk.axis_angle_to_matrix(poses.reshape(len(poses), sk.NUM_JOINTS, 3))
+    world_pos, world_rot = sk.forward_kinematics(local, np.asarray(smpl_trans, np.float64))
+    return local, world_pos, world_rot, analysis.estimate_floor(world_pos)
+
+
 def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
               pose_mask: Optional[np.ndarray] = None) -> np.ndarray:
     """Poses (N, 72) with every plant held still; frames and legs with nothing to lock keep their values exactly.
@@ -193,9 +201,7 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
     n = len(poses)
     if n < 3:
         return poses.astype(np.asarray(smpl_poses).dtype)
-    local = sk.axis_angle_to_matrix(poses.reshape(n, sk.NUM_JOINTS, 3))
-    world_pos, world_rot = sk.forward_kinematics(local, np.asarray(smpl_trans, np.float64))
-    floor = analysis.estimate_floor(world_pos)
+    local, world_pos, world_rot, floor = posed(poses, smpl_trans)
     out = poses.reshape(n, sk.NUM_JOINTS, 3)
     for foot, leg in enumerate(LEGS):
         shift, planted = foot_shifts(world_pos, fps, foot, floor)
