@@ -19,9 +19,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from .. import analysis
-from .. import skeleton as sk
-from ..sampling.constraints import clear_of_pins
-from .footlock import LEGS, leg_ik, posed
+from .footlock import resolve_legs
 
 EASE_SECONDS = 0.1
 """The lift of a sinking foot fades in and out over about this long."""
@@ -53,18 +51,11 @@ def keep_feet_above_floor(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: f
         fps: its frame rate.
         pose_mask: optional (N, 24) pinned joints (:class:`inference.sampling.constraints.Constraints`).
     """
-    poses = np.array(smpl_poses, np.float64, copy=True)
-    n = len(poses)
-    if n < 3:
-        return poses.astype(np.asarray(smpl_poses).dtype)
-    local, world_pos, world_rot, floor = posed(poses, smpl_trans)
-    out = poses.reshape(n, sk.NUM_JOINTS, 3)
-    for foot, leg in enumerate(LEGS):
-        lift = floor_lift(world_pos, fps, foot, floor) * clear_of_pins(pose_mask, n, fps, leg)
+    def lift_sinking(joints, floor, foot, leg, free):
+        lift = floor_lift(joints, fps, foot, floor) * free
         moved = np.flatnonzero(lift > 0)
         if not len(moved):
-            continue
-        target = world_pos[moved, leg[2]] + lift[moved, None] * np.eye(3)[analysis.UP]
-        rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target)
-        out[moved[:, None], list(leg)] = sk.matrix_to_axis_angle(rot)
-    return poses.astype(np.asarray(smpl_poses).dtype)
+            return None
+        return moved, joints[moved, leg[2]] + lift[moved, None] * np.eye(3)[analysis.UP], None
+
+    return resolve_legs(smpl_poses, smpl_trans, fps, pose_mask, lift_sinking)

@@ -29,7 +29,7 @@ and the motion eased into them stay exactly as they were.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from scipy.ndimage import find_objects, gaussian_filter1d, label
@@ -180,12 +180,34 @@ def leg_ik(local: np.ndarray, world_pos: np.ndarray, world_rot: np.ndarray, leg:
     return out
 
 
-def posed(poses: np.ndarray, smpl_trans: np.ndarray):
-    """(local rotations, world positions, world rotations, floor height) of a dance's (N, 72) float64 poses:
-    what the leg clean-ups solve against."""
-    local = sk.axis_angle_to_matrix(poses.reshape(len(poses), sk.NUM_JOINTS, 3))
+LegTargets = Callable[[np.ndarray, float, int, tuple[int, int, int], np.ndarray],
+                      Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]]
+"""``targets(joints, floor, foot, leg, free)`` of :func:`resolve_legs`: for one leg, given the dance's (N, 24, 3)
+joints, its floor height and ``free`` (N,) (how clear each frame is of that leg's pins, 0 to 1), the frames
+to re-solve, the ankle's targets there (M, 3) and the hip-to-ankle reach (M,) or None (:func:`soft_reach`);
+None when the leg needs no change."""
+
+
+def resolve_legs(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float, pose_mask: Optional[np.ndarray],
+                 targets: LegTargets) -> np.ndarray:
+    """Poses (N, 72) with each leg re-solved by :func:`leg_ik` where ``targets`` asks; every other value (and a
+    dance shorter than 3 frames) kept exactly. The one frame of the leg clean-ups (foot lock, the floor pass)."""
+    poses = np.array(smpl_poses, np.float64, copy=True)
+    n = len(poses)
+    if n < 3:
+        return poses.astype(np.asarray(smpl_poses).dtype)
+    local = sk.axis_angle_to_matrix(poses.reshape(n, sk.NUM_JOINTS, 3))
     world_pos, world_rot = sk.forward_kinematics(local, np.asarray(smpl_trans, np.float64))
-    return local, world_pos, world_rot, analysis.estimate_floor(world_pos)
+    floor = analysis.estimate_floor(world_pos)
+    out = poses.reshape(n, sk.NUM_JOINTS, 3)
+    for foot, leg in enumerate(LEGS):
+        solve = targets(world_pos, floor, foot, leg, clear_of_pins(pose_mask, n, fps, leg))
+        if solve is None:
+            continue
+        moved, target, reach = solve
+        rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target, reach)
+        out[moved[:, None], list(leg)] = sk.matrix_to_axis_angle(rot)
+    return poses.astype(np.asarray(smpl_poses).dtype)
 
 
 def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
@@ -197,19 +219,13 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
         fps: its frame rate.
         pose_mask: optional (N, 24) pinned joints (:class:`inference.sampling.constraints.Constraints`).
     """
-    poses = np.array(smpl_poses, np.float64, copy=True)
-    n = len(poses)
-    if n < 3:
-        return poses.astype(np.asarray(smpl_poses).dtype)
-    local, world_pos, world_rot, floor = posed(poses, smpl_trans)
-    out = poses.reshape(n, sk.NUM_JOINTS, 3)
-    for foot, leg in enumerate(LEGS):
-        shift, planted = foot_shifts(world_pos, fps, foot, floor)
-        shift *= clear_of_pins(pose_mask, n, fps, leg)[:, None]
+    def hold_plants(joints, floor, foot, leg, free):
+        shift, planted = foot_shifts(joints, fps, foot, floor)
+        shift *= free[:, None]
         moved = np.flatnonzero(np.abs(shift).max(axis=1) > 0)
         if not len(moved):
-            continue
-        hip, knee, ankle = (world_pos[:, j] for j in leg)
+            return None
+        hip, knee, ankle = (joints[:, j] for j in leg)
         full = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
         own = np.linalg.norm(ankle - hip, axis=-1)
         change = soft_reach(np.linalg.norm(ankle + shift - hip, axis=-1), full, own) - own
@@ -218,7 +234,6 @@ def lock_feet(smpl_poses: np.ndarray, smpl_trans: np.ndarray, fps: float,
         stepping = ~planted
         change[stepping] = gaussian_filter1d(change, REACH_SMOOTHING_SECONDS * fps, mode="nearest")[stepping]
         reach = own + change
-        target = ankle[moved] + shift[moved]
-        rot = leg_ik(local[moved], world_pos[moved], world_rot[moved], leg, target, reach[moved])
-        out[moved[:, None], list(leg)] = sk.matrix_to_axis_angle(rot)
-    return poses.astype(np.asarray(smpl_poses).dtype)
+        return moved, ankle[moved] + shift[moved], reach[moved]
+
+    return resolve_legs(smpl_poses, smpl_trans, fps, pose_mask, hold_plants)
