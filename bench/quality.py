@@ -108,6 +108,7 @@ def main() -> None:
                         help="seed of the held-out dances and the first of each unheard song's (default 0)")
     parser.add_argument("--sampler", default=None, help="dpmpp_2m or ddim (default: the model's)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance weight (default: the model's)")
     parser.add_argument("--no-beat-snap", action="store_true", help="the network's timing, without beat snap")
     parser.add_argument("--no-foot-lock", action="store_true", help="the network's feet, without foot lock")
     parser.add_argument("--styles", nargs="*", default=None,
@@ -115,7 +116,7 @@ def main() -> None:
     parser.add_argument("--baseline", default=None, help="another model's report.json: adds 'PFC at most its'")
     args = parser.parse_args()
     post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock,
-            "sampler": args.sampler, "steps": args.steps}
+            "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
