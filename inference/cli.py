@@ -19,8 +19,7 @@ from pathlib import Path
 from .config import SAMPLERS
 from .errors import M2DError
 from .files import atomic_paths, output_path, write_failed
-from .protocol import STYLE_CHOICES
-from .protocol import FEATURES, FINISHING, SAMPLING, stage as stage_of
+from .protocol import FEATURES, FINISHING, SAMPLING, STYLE_CHOICES, stage as stage_of
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -142,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sampler ddim: 0 deterministic, 1 stochastic (default 0)")
     g.add_argument("--style", default="any", metavar="STYLE",
                    help="dance style: any (default: the network chooses), or one the model was trained on "
-                        f"(the shipped model: {', '.join(STYLE_CHOICES[1:])})")
+                        f"(the ballroom styles: {', '.join(STYLE_CHOICES[1:])}; the shipped model was trained without "
+                        "styles and knows only any)")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="keep the network's own timing (by default accents within 0.1 s of a beat move onto it)")
     g.add_argument("--no-foot-lock", action="store_true",

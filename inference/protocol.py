@@ -58,8 +58,9 @@ STAGES = {s.name: s for s in (STARTING, LOADING, FEATURES, SAMPLING, FINISHING)}
 ANY_STYLE = "any"
 """The style that asks for none in particular (the network's null style): what weights without styles know."""
 STYLE_CHOICES = (ANY_STYLE, "cha-cha", "rumba", "waltz")
-"""The styles the shipped model knows, in the order the Dance panel offers them; a model trained on other
-data knows its own (``M2DConfig.styles``), and the engine checks the request against the model."""
+"""The Dance panel's styles, in its order: "any" and the ballroom data's three. A model knows only those
+it was trained with (``M2DConfig.styles``; the shipped model none), and the engine checks the request
+against the model."""
 
 
 def stage(name: str) -> Stage:

@@ -4,7 +4,7 @@ Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
 
     settings = bpy.context.scene.m2d
     settings.audio_strip = "Song"
-    settings.seed, settings.sampler, settings.style = 7, "dpmpp_2m", "WALTZ"
+    settings.seed, settings.sampler, settings.steps = 7, "dpmpp_2m", 20
     bpy.ops.m2d.generate()
 """
 
@@ -18,16 +18,21 @@ from ..inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
 from ..inference.protocol import STYLE_CHOICES
 from . import bridge, pin_display, pins
 
+def _style_identifier(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
 STYLE_ITEMS = tuple(
-    (name.upper().replace("-", "_"), name.capitalize(),
+    (_style_identifier(name), name.capitalize(),
      "Let the model choose the style from the music" if i == 0 else f"Dance a {name.capitalize()}", i)
     for i, name in enumerate(STYLE_CHOICES))
-"""The Style menu: one item per style the shipped model knows, its identifier the engine's name in capitals."""
+"""The Style menu (:data:`~inference.protocol.STYLE_CHOICES`), each identifier the engine's name in capitals;
+weights trained without a style refuse it at Generate with the reason."""
 
 
 def style_name(identifier: str) -> str:
     """The engine's name of a Style menu identifier ("CHA_CHA" -> "cha-cha")."""
-    return next(name for name in STYLE_CHOICES if name.upper().replace("-", "_") == identifier)
+    return next(name for name in STYLE_CHOICES if _style_identifier(name) == identifier)
 
 
 def sound_strips(scene) -> list:
