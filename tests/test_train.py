@@ -106,6 +106,34 @@ def test_losses_are_finite_and_follow_edge_weights(studio_cache):
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in trainer.model.parameters())
 
 
+def test_foot_terms_join_the_loss_with_their_weights(studio_cache):
+    cache = DanceCache(studio_cache)
+    source = WindowSampler(cache, TINY_CONFIG, split="train")
+    settings = TrainSettings(batch_size=4, swing_weight=0.25, planted_weight=0.05)
+    trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
+    motion, music, _ = source.sample(4, np.random.default_rng(0))
+    assert 0 < motion[..., :4].mean() < 1  # the windows have planted and lifted feet
+    x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
+    losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), torch.tensor([0, 10, 500, 999]),
+                              torch.randn_like(x0), torch.zeros(4, dtype=torch.bool), trainer.alpha_bar, settings)
+    assert set(losses) == set(LOSS_WEIGHTS) | {"swing", "planted"}
+    assert losses["planted"] > 0 and losses["swing"] > 0  # an untrained network's feet move where the data's don't
+    expected = sum(LOSS_WEIGHTS[k] * v for k, v in losses.items() if k in LOSS_WEIGHTS) \
+        + 0.25 * losses["swing"] + 0.05 * losses["planted"]
+    assert torch.isclose(total_loss(losses, settings), expected)
+    assert torch.isclose(total_loss({k: v for k, v in losses.items() if k in LOSS_WEIGHTS}),
+                         sum(LOSS_WEIGHTS[k] * losses[k] for k in LOSS_WEIGHTS))
+
+
+def test_a_resumed_runs_older_loss_log_gains_the_new_columns(tmp_path):
+    from inference.training.train import _widen_log
+
+    log = tmp_path / "loss.csv"
+    log.write_text("step,loss,swing,val\n50,0.5,,\n100,0.4,,0.3\n")
+    _widen_log(log, ["step", "loss", "swing", "planted", "val"])
+    assert log.read_text().splitlines() == ["step,loss,swing,planted,val", "50,0.5,,,", "100,0.4,,,0.3"]
+
+
 def _replica(rank, world, port, cache_path, run_dir, out_dir):
     """One process of a 2-process gloo run, as torchrun would start it (its environment says where it is)."""
     import os

@@ -25,6 +25,7 @@ def _cmd_train(args) -> int:
     source = WindowSampler(cache, config, split="train", augment=not args.no_augment)
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              decay_steps=args.decay_steps, swing_weight=args.swing_weight,
+                             planted_weight=args.planted_weight,
                              val_every=args.val_every, checkpoint_every=args.checkpoint_every or args.val_every)
     dist = Distributed.from_env()
     say = print if dist.is_main else (lambda *a, **k: None)
@@ -70,6 +71,9 @@ def add_subcommand(subparsers) -> None:
     t.add_argument("--swing-weight", type=float, default=0.0,
                    help="weight of the swing-foot term: feet off the floor must lift and travel as the data's "
                         "(default 0: EDGE's losses only)")
+    t.add_argument("--planted-weight", type=float, default=0.0,
+                   help="weight of the planted-foot term: where the data's foot is planted, the predicted foot "
+                        "must move as the data's does (default 0: off)")
     t.add_argument("--no-augment", action="store_true", help="no mirroring or heading changes")
     t.add_argument("--steps-per-sample", type=int, default=None,
                    help="the exported model's default DDIM steps (default 50)")

@@ -5,7 +5,10 @@ velocity, forward-kinematics joint positions and foot contact (predicted
 contact feet must not slide), each step weighted by P2 (Choi et al. 2022).
 Optionally (a setting of the run, off by default) a swing-foot term: where the
 data's foot is off the floor, the predicted foot joints must match the data's
-positions and velocities (lifted as high, stepping as fast).
+positions and velocities (lifted as high, stepping as fast); and a planted-foot
+term: where the data's foot is planted, the predicted foot joints must move as
+the data's do (EDGE's foot loss trusts the network's own contact channel, which
+often disagrees with its motion).
 Condition dropout replaces the music by the null condition and, independently,
 the style by the null style ("any").
 Training knows nothing of files: it draws windows from a :class:`WindowSource`
@@ -76,6 +79,8 @@ class TrainSettings:
     """Windows drawn to estimate the normalisation statistics."""
     swing_weight: float = 0.0
     """Weight of the swing-foot term (0: EDGE's four losses only)."""
+    planted_weight: float = 0.0
+    """Weight of the planted-foot term (0: off)."""
 
 
 def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng: np.random.Generator) -> None:
@@ -104,7 +109,7 @@ def _joints(model: DanceDenoiser, x_norm: torch.Tensor) -> torch.Tensor:
 def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor, t: torch.Tensor,
                      noise: torch.Tensor, drop: torch.Tensor, alpha_bar: torch.Tensor,
                      settings: TrainSettings, style: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
-    """EDGE's four losses (and the swing-foot term when its weight is set) for a batch of normalised
+    """EDGE's four losses (and the swing- and planted-foot terms when their weights are set) for a batch of normalised
     clean windows ``x0`` (B, T, D).
 
     ``drop`` (B,) marks windows trained with the null condition (for guidance); ``style`` (B,) holds
@@ -135,17 +140,25 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
     planted = (contact[:, :-1] > CONTACT_THRESHOLD).float()[..., None]
     foot = ((foot_v * planted) ** 2).flatten(1).mean(1).mean()
     losses = {"simple": simple, "velocity": velocity, "fk": fk, "foot": foot}
-    if settings.swing_weight > 0:
+    if settings.swing_weight > 0 or settings.planted_weight > 0:
         feet_true = joints_true[:, :, list(sk.CONTACT_INDICES)]
-        swing = 1.0 - model.denormalize_motion(x0)[..., mo.CONTACTS].round().clamp(0, 1)  # (B, T, 4) data's
-        err = ((feet - feet_true) ** 2).sum(-1) * swing  # (B, T, 4)
-        err_v = ((foot_v - (feet_true[:, 1:] - feet_true[:, :-1])) ** 2).sum(-1) * swing[:, 1:]
-        losses["swing"] = weighted(err) + weighted(err_v) * model.config.fps
+        down = model.denormalize_motion(x0)[..., mo.CONTACTS].round().clamp(0, 1)  # (B, T, 4) the data's contacts
+        err_v = ((foot_v - (feet_true[:, 1:] - feet_true[:, :-1])) ** 2).sum(-1)  # (B, T-1, 4)
+        if settings.swing_weight > 0:
+            swing = 1.0 - down
+            err = ((feet - feet_true) ** 2).sum(-1) * swing  # (B, T, 4)
+            losses["swing"] = weighted(err) + weighted(err_v * swing[:, 1:]) * model.config.fps
+        if settings.planted_weight > 0:
+            # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar, not P2: where
+            # the noise hides which feet are down, asking them to stand still would only calm the whole dance.
+            held = down[:, 1:] * down[:, :-1]
+            losses["planted"] = ((err_v * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
     return losses
 
 
 def total_loss(losses: dict[str, torch.Tensor], settings: Optional[TrainSettings] = None) -> torch.Tensor:
-    weights = dict(LOSS_WEIGHTS, swing=settings.swing_weight if settings else 0.0)
+    weights = dict(LOSS_WEIGHTS, swing=settings.swing_weight if settings else 0.0,
+                   planted=settings.planted_weight if settings else 0.0)
     return sum(weights[k] * v for k, v in losses.items())
 
 
@@ -340,8 +353,11 @@ class Trainer:
         (self.run_dir / "settings.json").write_text(json.dumps(
             {"config": self.config.to_dict(), "train": asdict(s), "processes": self.dist.world_size}, indent=2))
         log_path = self.run_dir / "loss.csv"
-        fields = ["step", "loss", "simple", "velocity", "fk", "foot", "swing", "grad_norm", "lr", "val", "seconds"]
+        fields = ["step", "loss", "simple", "velocity", "fk", "foot", "swing", "planted", "grad_norm", "lr", "val",
+                  "seconds"]
         new_log = not (resume and log_path.exists())
+        if not new_log:
+            _widen_log(log_path, fields)
         with open(log_path, "a" if not new_log else "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             if new_log:
@@ -378,6 +394,19 @@ class Trainer:
         while self.step < self.settings.steps:
             self.train_step()
         return self.run_dir / "model"
+
+
+def _widen_log(path: Path, fields: list[str]) -> None:
+    """Rewrite a resumed run's loss log under ``fields`` if it was written with fewer columns."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames == fields:
+            return
+        rows = list(reader)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def plot_losses(csv_path, png_path, size=(640, 360)) -> None:
