@@ -109,6 +109,9 @@ def main() -> None:
     parser.add_argument("--sampler", default=None, help="dpmpp_2m or ddim (default: the model's)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the sampler's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance weight (default: the model's)")
+    parser.add_argument("--style-guidance", type=float, default=None,
+                        help="the extra push toward a chosen style (default: the model's config), as its "
+                             "config.json would set it")
     parser.add_argument("--no-beat-snap", action="store_true", help="the network's timing, without beat snap")
     parser.add_argument("--no-foot-lock", action="store_true", help="the network's feet, without foot lock")
     parser.add_argument("--styles", nargs="*", default=None,
@@ -121,6 +124,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     gen = DanceGenerator(args.weights, device="auto")
+    if args.style_guidance is not None:
+        gen.model.config = gen.config = gen.config.replace(style_guidance=args.style_guidance)
     config = gen.config
     cache = DanceCache(args.cache)
     arrays = cache.arrays
@@ -272,7 +277,8 @@ def main() -> None:
                          for label, row in by_style.items()},
               "rotation_range_deg": {"held-out data": data_ranges, "held-out data, whole dances": whole_ranges, **ranges},
               "floor_sink_cm": round(100 * sink, 2), "speed_x_real_time": round(speed, 3),
-              "seconds": round(time.monotonic() - started, 1), "weights": str(args.weights or "weights/")}
+              "seconds": round(time.monotonic() - started, 1), "weights": str(args.weights or "weights/"),
+              "style_guidance": config.style_guidance}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nWrote {out / 'report.json'} in {report['seconds']:.0f} s")
 

@@ -27,7 +27,7 @@ SAMPLERS = (DDIM, DPMPP_2M)
 (:mod:`inference.sampling.dpm_solver`), about 2.5 times faster at a measured cost (model card)."""
 SAMPLER_STEPS = {DPMPP_2M: 20, DDIM: 50}
 """Each sampler's usual step count, where a sampler other than the model's own takes its steps from."""
-LEGACY_SETTINGS = {"sampler": DDIM, "styles": (), "style_drop_prob": 0.25}
+LEGACY_SETTINGS = {"sampler": DDIM, "styles": (), "style_drop_prob": 0.25, "style_guidance": 0.0}
 """Settings a config saved before they existed takes: what that version did (DDIM sampling, no
 style embedding)."""
 
@@ -85,6 +85,10 @@ class M2DConfig:
     eta: float = 0.0
     """DDIM's: 0 deterministic, 1 DDPM-like fresh noise (DPM-Solver++(2M) is deterministic)."""
     guidance: float = 2.0
+    """Classifier-free guidance: how far the prediction is pushed from the null music and null style."""
+    style_guidance: float = 0.0
+    """Extra push toward the chosen style alone, from the same music with the null style (0: none; only
+    when a style other than "any" is asked, at one more network pass a step)."""
     chunk_windows: int = 8
     """Windows denoised jointly at most; bounds memory for long songs."""
     seam_frames: int = 15
@@ -156,7 +160,7 @@ class M2DConfig:
 
     def trains_like(self, other: "M2DConfig") -> bool:
         """True when weights trained under ``other`` fit this config: they differ in sampling defaults at most."""
-        sampling = {"sampler", "sample_steps", "eta", "guidance", "chunk_windows", "seam_frames"}
+        sampling = {"sampler", "sample_steps", "eta", "guidance", "style_guidance", "chunk_windows", "seam_frames"}
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
         return all(mine[k] == theirs[k] for k in mine if k not in sampling)
 

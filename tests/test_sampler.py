@@ -110,6 +110,12 @@ def test_guidance_is_one_batched_pass_equal_to_two():
     net_calls.clear()
     guided(net, c, u, 1.0)(x, t)
     assert net_calls == [2]  # weight 1: the conditional pass alone
+    net_calls.clear()
+    p = torch.full((2, 4, 8), 1.5)  # the condition less one part (e.g. the same music with no style)
+    out = guided(net, c, u, 2.0, plain=p, plain_weight=3.0)(x, t)
+    assert net_calls == [6]  # one pass over the tripled batch
+    expected = net(x, t, u) + 2.0 * (net(x, t, c) - net(x, t, u)) + 3.0 * (net(x, t, c) - net(x, t, p))
+    assert torch.allclose(out, expected)
 
 
 # ----------------------------------------------------------------------------- long form, exactly

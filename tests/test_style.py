@@ -80,6 +80,27 @@ def test_generator_style_choices_and_the_dance_records_its_style(styled_weights)
         gen.generate_from_features(music, steps=2, style="tango")
 
 
+def test_style_guidance_pushes_a_chosen_style_and_leaves_any_alone(styled_weights):
+    gen = DanceGenerator(styled_weights, device="cpu")
+    music = np.random.default_rng(1).normal(size=(60, STYLED.music_dim)).astype(np.float32)
+
+    def dance(style, weight):
+        gen.model.config = gen.config = STYLED.replace(style_guidance=weight)
+        return gen.generate_from_features(music, steps=2, style=style, beat_snap=False, foot_lock=False).smpl_poses
+
+    try:
+        plain_waltz, plain_any = dance("waltz", 0.0), dance("any", 0.0)
+        pushed = dance("waltz", 2.0)
+        assert np.array_equal(dance("any", 2.0), plain_any)  # nothing to push without a style
+    finally:
+        gen.model.config = gen.config = STYLED
+    # The push moves the waltz further from "any" than the waltz alone was.
+    assert np.abs(pushed - plain_any).mean() > np.abs(plain_waltz - plain_any).mean() + 1e-3
+    old = STYLED.to_dict()
+    del old["style_guidance"]  # configs saved before it existed: no extra push
+    assert M2DConfig.from_dict(old).style_guidance == 0.0
+
+
 def test_first_model_weights_load_and_know_only_any():
     """The shipped first model has no style embedding: it loads as before, dances for "any", and says
     plainly that a style needs other weights."""

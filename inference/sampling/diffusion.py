@@ -130,16 +130,29 @@ def ddim_sample(
 
 
 def guided(denoise_batch: Callable[[torch.Tensor, torch.Tensor, object], torch.Tensor],
-           cond, uncond, weight: float, concat: Callable = torch.cat) -> Denoiser:
+           cond, uncond, weight: float, concat: Callable = torch.cat, plain=None,
+           plain_weight: float = 0.0) -> Denoiser:
     """Classifier-free guidance (Ho & Salimans 2022): x_0 = u + w (c - u), one batched pass.
 
     ``denoise_batch(x_t, t, condition)`` is the network; ``cond`` and ``uncond``
     are batch-first conditions that ``concat`` joins along the batch (tensors by
-    default). With ``weight == 1`` only the conditional pass runs.
+    default). With ``weight == 1`` only the conditional pass runs. With
+    ``plain`` (the condition less one part of it, e.g. the same music with no
+    style) and ``plain_weight`` that part is pushed on its own as well:
+    x_0 = u + w (c - u) + w_p (c - p), in the same batched pass.
     """
+    cat = concat if concat is not torch.cat else (lambda a, b: torch.cat([a, b]))
+    if plain is not None and plain_weight != 0.0:
+        three = cat(cat(cond, uncond), plain)
+
+        def denoise3(x, t):
+            c, u, p = denoise_batch(torch.cat([x, x, x]), torch.cat([t, t, t]), three).chunk(3)
+            return u + weight * (c - u) + plain_weight * (c - p)
+
+        return denoise3
     if weight == 1.0:
         return lambda x, t: denoise_batch(x, t, cond)
-    both = concat(cond, uncond) if concat is not torch.cat else torch.cat([cond, uncond])
+    both = cat(cond, uncond)
 
     def denoise(x, t):
         out = denoise_batch(torch.cat([x, x]), torch.cat([t, t]), both)

@@ -381,19 +381,22 @@ def sample_dance(
     sampler: Optional[str] = None,
     seed: int = 0,
     style: int = 0,
+    style_guidance: Optional[float] = None,
     progress: Optional[ProgressFn] = None,
     should_cancel: Optional[Callable[[], bool]] = None,
 ) -> np.ndarray:
     """Generate (N, motion_dim) metric motion with a global root for (N, music_dim) features.
 
     Sampling settings default to the model config's (:meth:`M2DConfig.sampling`). ``style`` is the
-    config's style index (0: any); guidance pushes away from the null music *and* the null style. The
+    config's style index (0: any); guidance pushes away from the null music *and* the null style, and
+    ``style_guidance`` (default the config's) pushes the chosen style on its own as well. The
     result meets every pin of ``constraints`` exactly. ``progress(done, total)`` counts denoising
     steps over all chunks.
     """
     config: M2DConfig = model.config
     sampler, steps = config.sampling(sampler, steps)
     guidance = config.guidance if guidance is None else guidance
+    style_guidance = config.style_guidance if style_guidance is None else style_guidance
     eta = config.eta if eta is None else eta
     device = model.motion_mean.device
     num_frames = len(music)
@@ -439,7 +442,9 @@ def sample_dance(
             cond = model.music_context(tokens, torch.full((len(chunk),), int(style), dtype=torch.long) if style
                                        else None)
             uncond = model.music_context(model.null_tokens(len(chunk), length))
-        denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat)
+            plain = model.music_context(tokens) if style and style_guidance else None  # same music, no style
+        denoise = guided(network, cond, uncond, guidance, concat=MusicContext.cat, plain=plain,
+                         plain_weight=style_guidance)
         hooks = _ChunkHooks(model, known.to(device), known_mask.to(device), origins.to(device), hop, generator,
                             values, mask, prefix)
         x = torch.randn((len(chunk), length, config.motion_dim), generator=generator).to(device)
