@@ -512,6 +512,25 @@ def test_cache_round_trip_and_windows(tmp_path):
         cache.WindowSampler(loaded, config.replace(hop_length=256))
 
 
+def test_unmeasured_joints_are_nan_in_windows_and_mirror_to_the_other_side(tmp_path):
+    config = M2DConfig(window_frames=40)
+    path = cache.write_cache(tmp_path / "c.npz", [_dance_dict("a", "train", 100, 0)], config,
+                             report={"kind": "tang2018"})
+    loaded = cache.DanceCache(path)
+    assert cache.unmeasured_joints(loaded) == ("right_wrist",)
+    assert cache.unmeasured_joints(cache.DanceCache(cache.write_cache(
+        tmp_path / "d.npz", [_dance_dict("a", "train", 100, 0)], config, report={"kind": "aistpp"}))) == ()
+    sampler = cache.WindowSampler(loaded, config, unmeasured=("right_wrist",))
+    motion, _, _ = sampler.sample(64, np.random.default_rng(0))
+    right, left = mo.rotation_dims(sk.JOINT_INDEX["right_wrist"]), mo.rotation_dims(sk.JOINT_INDEX["left_wrist"])
+    on_right, on_left = np.isnan(motion[..., right]).all((1, 2)), np.isnan(motion[..., left]).all((1, 2))
+    assert (on_right ^ on_left).all() and 10 < on_left.sum() < 54  # mirrored windows carry it to the left
+    assert np.isnan(motion).sum() == 64 * 40 * 6  # nothing else
+    plain = cache.WindowSampler(loaded, config, augment=False, unmeasured=("right_wrist",))
+    assert np.isnan(plain.sample(4, np.random.default_rng(0))[0][..., right]).all()
+    assert not np.isnan(sampler.validation()[0]).any() if sampler.validation() else True
+
+
 def test_splits_never_share_a_dance(tmp_path):
     config = M2DConfig()
     dances = [_dance_dict("a", "train", 20, 0), _dance_dict("a@x1.05", "test", 20, 1, source="a")]

@@ -125,6 +125,39 @@ def test_foot_terms_join_the_loss_with_their_weights(studio_cache):
                          sum(LOSS_WEIGHTS[k] * losses[k] for k in LOSS_WEIGHTS))
 
 
+def test_unmeasured_values_teach_nothing(studio_cache):
+    """NaN in the data's motion: the losses are finite and give the network's output for it no gradient."""
+    from inference import motion as mo
+    from inference import skeleton as sk
+
+    cache = DanceCache(studio_cache)
+    source = WindowSampler(cache, TINY_CONFIG, split="train", augment=False, unmeasured=("right_wrist",))
+    settings = TrainSettings(batch_size=4, planted_weight=0.05, swing_weight=0.25)
+    trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
+    motion, music, _ = source.sample(4, np.random.default_rng(0))
+    x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
+    outputs = []
+
+    def keep(module, args, out):
+        out.retain_grad()
+        outputs.append(out)
+
+    hook = trainer.model.register_forward_hook(keep)
+    try:
+        losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), torch.tensor([0, 10, 500, 999]),
+                                  torch.randn_like(x0), torch.zeros(4, dtype=torch.bool), trainer.alpha_bar,
+                                  settings)
+    finally:
+        hook.remove()
+    assert all(torch.isfinite(v) for v in losses.values())
+    total_loss(losses, settings).backward()
+    grad = outputs[0].grad
+    wrist = mo.rotation_dims(sk.JOINT_INDEX["right_wrist"])
+    assert grad[..., wrist].abs().max() == 0  # the right wrist is not measured: nothing pulls it
+    assert grad[..., mo.rotation_dims(sk.JOINT_INDEX["left_wrist"])].abs().max() > 0
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in trainer.model.parameters())
+
+
 def test_a_resumed_runs_older_loss_log_gains_the_new_columns(tmp_path):
     from inference.training.train import _widen_log
 

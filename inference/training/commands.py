@@ -11,7 +11,7 @@ from pathlib import Path
 def _cmd_train(args) -> int:
     from ..config import PRESETS, M2DConfig
     from ..device import describe, resolve_device
-    from .data.cache import DanceCache, WindowSampler, cache_styles
+    from .data.cache import DanceCache, WindowSampler, cache_styles, unmeasured_joints
     from .train import Distributed, Trainer, TrainSettings
 
     device = resolve_device(args.device)
@@ -22,7 +22,8 @@ def _cmd_train(args) -> int:
     cache.check_config(config)
     if not args.config:  # a config file names its own styles
         config = config.replace(styles=() if args.no_styles else cache_styles(cache))
-    source = WindowSampler(cache, config, split="train", augment=not args.no_augment)
+    source = WindowSampler(cache, config, split="train", augment=not args.no_augment,
+                           unmeasured=unmeasured_joints(cache) if args.mask_unmeasured else ())
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              decay_steps=args.decay_steps, swing_weight=args.swing_weight,
                              planted_weight=args.planted_weight,
@@ -74,6 +75,9 @@ def add_subcommand(subparsers) -> None:
     t.add_argument("--planted-weight", type=float, default=0.0,
                    help="weight of the planted-foot term: where the data's foot is planted, the predicted foot "
                         "must move as the data's does (default 0: off)")
+    t.add_argument("--mask-unmeasured", action="store_true",
+                   help="leave out of the losses the joints the data's source does not measure (Tang 2018: the "
+                        "right wrist's bend); mirroring lets the measured side teach them")
     t.add_argument("--no-augment", action="store_true", help="no mirroring or heading changes")
     t.add_argument("--steps-per-sample", type=int, default=None,
                    help="the exported model's default DDIM steps (default 50)")

@@ -52,7 +52,8 @@ class WindowSource(Protocol):
 
     def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, T, motion_dim) metric motion in the window frame, (B, T, music_dim) features and (B,)
-        style indices (``config.style_index``; 0 where the window has none)."""
+        style indices (``config.style_index``; 0 where the window has none). NaN in the motion marks a
+        value the data does not measure: it is left out of the losses."""
 
     def validation(self) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """A fixed set of held-out windows (as :meth:`sample`), or None."""
@@ -94,8 +95,8 @@ def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng
         drawn += len(m)
     motion, music = np.concatenate(motion).astype(np.float64), np.concatenate(music).astype(np.float64)
     with torch.no_grad():
-        model.motion_mean.copy_(torch.as_tensor(motion.mean(0)))
-        model.motion_std.copy_(torch.as_tensor(np.maximum(motion.std(0), STD_FLOOR)))
+        model.motion_mean.copy_(torch.as_tensor(np.nanmean(motion, 0)))
+        model.motion_std.copy_(torch.as_tensor(np.maximum(np.nanstd(motion, 0), STD_FLOOR)))
         model.music_mean.copy_(torch.as_tensor(music.mean(0)))
         model.music_std.copy_(torch.as_tensor(np.maximum(music.std(0), STD_FLOOR)))
 
@@ -104,6 +105,17 @@ def _joints(model: DanceDenoiser, x_norm: torch.Tensor) -> torch.Tensor:
     """(B, T, D) normalised motion -> (B, T, 24, 3) joint positions (window frame)."""
     _, trans, rot6d = mo.unpack(model.denormalize_motion(x_norm))
     return sk.forward_kinematics(sk.rot6d_to_matrix(rot6d), trans)[0]
+
+
+def _measured_joints(measured: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) measured values -> (B, T, 24) joints whose position the data fixes: their own and every
+    ancestor's rotation measured (the root's position is always)."""
+    _, _, rot = mo.unpack(measured)
+    joint = rot.all(-1)  # (B, T, 24)
+    placed = [joint[..., 0]]
+    for j in range(1, sk.NUM_JOINTS):
+        placed.append(placed[sk.PARENTS[j]] & joint[..., sk.PARENTS[j]])  # a joint's position: its parents' rotations
+    return torch.stack(placed, -1)
 
 
 def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor, t: torch.Tensor,
@@ -115,6 +127,8 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
     ``drop`` (B,) marks windows trained with the null condition (for guidance); ``style`` (B,) holds
     the style indices, already 0 where the style is dropped.
     """
+    measured = torch.isfinite(x0)  # (B, T, D): NaN marks what the data does not measure
+    x0 = torch.where(measured, x0, torch.zeros_like(x0))  # the mean, in normalised units
     a = alpha_bar[t].float()  # (B,)
     x_t = q_sample(x0, a[:, None, None], noise)
     core = model.module if hasattr(model, "module") else model  # DistributedDataParallel wraps the network
@@ -130,10 +144,11 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
     def weighted(err):  # err (B, ...) -> scalar
         return (err.flatten(1).mean(1) * p2).mean()
 
-    simple = weighted((pred - x0) ** 2)
-    velocity = weighted((pred[:, 1:] - pred[:, :-1] - (x0[:, 1:] - x0[:, :-1])) ** 2)
+    simple = weighted((pred - x0) ** 2 * measured)
+    steps_measured = measured[:, 1:] & measured[:, :-1]
+    velocity = weighted((pred[:, 1:] - pred[:, :-1] - (x0[:, 1:] - x0[:, :-1])) ** 2 * steps_measured)
     joints_pred, joints_true = _joints(model, pred), _joints(model, x0)
-    fk = weighted((joints_pred - joints_true) ** 2)
+    fk = weighted((joints_pred - joints_true) ** 2 * _measured_joints(measured)[..., None])
     contact = model.denormalize_motion(pred)[..., mo.CONTACTS]  # (B, T, 4)
     feet = joints_pred[:, :, list(sk.CONTACT_INDICES)]  # (B, T, 4, 3)
     foot_v = feet[:, 1:] - feet[:, :-1]

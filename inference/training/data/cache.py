@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from ... import motion as mo
+from ... import skeleton as sk
 from ...config import M2DConfig
 from ...errors import DataError
 from ...files import atomic_path
@@ -169,6 +170,15 @@ def style_indices(names, config: M2DConfig) -> np.ndarray:
     return np.array([config.style_index(n) if n in config.styles else 0 for n in names], np.int64)
 
 
+def unmeasured_joints(cache: "DanceCache") -> tuple:
+    """Joints the cache's source does not measure in full (by its report's ``kind``); () if it measures all."""
+    if cache.report.get("kind") == "tang2018":
+        from .tang2018 import UNMEASURED_JOINTS
+
+        return UNMEASURED_JOINTS
+    return ()
+
+
 def cache_styles(cache: "DanceCache", split: str = "train") -> tuple:
     """The style labels of a split's dances, sorted (a model's ``styles`` when trained on them)."""
     return tuple(sorted({d.style for d in cache.split(split) if d.style and d.style != "custom"}))
@@ -179,14 +189,18 @@ class WindowSampler:
 
     A window starts anywhere in a dance long enough (dances drawn in proportion
     to their possible starts), is mirrored with ``mirror_prob`` and turned to a
-    random heading; it carries its dance's style as the config's index.
-    :meth:`validation` gives fixed windows of the test split.
+    random heading; it carries its dance's style as the config's index. The
+    rotations of the ``unmeasured`` joints (names) are NaN in its windows, so
+    training leaves them out; mirroring carries the NaN to the other side, so a
+    measured joint teaches its unmeasured partner. :meth:`validation` gives fixed
+    windows of the test split, as they are.
     """
 
     def __init__(self, cache: DanceCache, config: M2DConfig, split: str = "train", augment: bool = True,
-                 mirror_prob: float = 0.5, heading: bool = True):
+                 mirror_prob: float = 0.5, heading: bool = True, unmeasured: tuple = ()):
         cache.check_config(config)
         self.cache, self.config, self.augment = cache, config, augment
+        self.unmeasured = [mo.rotation_dims(sk.JOINT_INDEX[name]) for name in unmeasured]
         self.mirror_prob, self.heading = mirror_prob, heading
         self.frames = config.window_frames
         self.dances = [d for d in cache.split(split) if d.num_frames >= self.frames]
@@ -199,6 +213,8 @@ class WindowSampler:
 
     def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         motion, music, styles = sample_windows(self.dances, self.frames, self.cache.fps, batch, rng, self.weights)
+        for dims in self.unmeasured:
+            motion[..., dims] = np.nan
         if self.augment:
             motion = random_augment(motion, rng, self.mirror_prob, self.heading).astype(np.float32)
         return motion, music, style_indices(styles, self.config)

@@ -64,6 +64,10 @@ NUM_POINTS = 23
 SPAN_UNITS_PER_SECOND = 25.0
 """``start_position`` / ``end_position`` count 1/25 s of music."""
 STYLES = {"C": "cha-cha", "R": "rumba", "W": "waltz"}
+UNMEASURED_JOINTS = ("right_wrist",)
+"""Joints whose rotation the source does not measure in full: the right hand has no marker, so the retarget
+keeps that wrist's bend at rest (its twist is known). Training may leave them out of the loss
+(:class:`.cache.WindowSampler` ``unmeasured``)."""
 BEATS_PER_CYCLE = {"cha-cha": 2, "rumba": 2, "waltz": 3}
 """Beats after which the style's basic movement repeats (its speed is analysed at this period too)."""
 
