@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sampler ddim: 0 deterministic, 1 stochastic (default 0)")
     g.add_argument("--style", default="any", metavar="STYLE",
                    help="dance style: any (default: the network chooses), or one the model was trained on "
-                        f"(the ballroom styles: {', '.join(STYLE_CHOICES[1:])}; the shipped model was trained without "
-                        "styles and knows only any)")
+                        f"(the shipped model knows the ballroom styles: {', '.join(STYLE_CHOICES[1:])}; weights "
+                        "trained without styles know only any)")
     g.add_argument("--no-beat-snap", action="store_true",
                    help="keep the network's own timing (by default accents within 0.1 s of a beat move onto it)")
     g.add_argument("--no-foot-lock", action="store_true",

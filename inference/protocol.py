@@ -59,7 +59,7 @@ ANY_STYLE = "any"
 """The style that asks for none in particular (the network's null style): what weights without styles know."""
 STYLE_CHOICES = (ANY_STYLE, "cha-cha", "rumba", "waltz")
 """The Dance panel's styles, in its order: "any" and the ballroom data's three. A model knows only those
-it was trained with (``M2DConfig.styles``; the shipped model none), and the engine checks the request
+it was trained with (``M2DConfig.styles``; the shipped model all three), and the engine checks the request
 against the model."""
 
 

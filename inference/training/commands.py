@@ -22,12 +22,12 @@ def _cmd_train(args) -> int:
     cache.check_config(config)
     if not args.config:  # a config file names its own styles
         config = config.replace(styles=() if args.no_styles else cache_styles(cache))
-    source = WindowSampler(cache, config, split="train", augment=not args.no_augment,
-                           unmeasured=unmeasured_joints(cache) if args.mask_unmeasured else ())
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              decay_steps=args.decay_steps, swing_weight=args.swing_weight,
-                             planted_weight=args.planted_weight,
+                             planted_weight=args.planted_weight, mask_unmeasured=args.mask_unmeasured,
                              val_every=args.val_every, checkpoint_every=args.checkpoint_every or args.val_every)
+    source = WindowSampler(cache, config, split="train", augment=not args.no_augment,
+                           unmeasured=unmeasured_joints(cache) if settings.mask_unmeasured else ())
     dist = Distributed.from_env()
     say = print if dist.is_main else (lambda *a, **k: None)
     say(f"Training a {args.preset if not args.config else 'custom'} model on {describe(device)}"

@@ -82,6 +82,8 @@ class TrainSettings:
     """Weight of the swing-foot term (0: EDGE's four losses only)."""
     planted_weight: float = 0.0
     """Weight of the planted-foot term (0: off)."""
+    mask_unmeasured: bool = False
+    """Leave out of the losses the joints the data's source does not measure (the window source marks them)."""
 
 
 def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng: np.random.Generator) -> None:
