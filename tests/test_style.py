@@ -101,13 +101,13 @@ def test_style_guidance_pushes_a_chosen_style_and_leaves_any_alone(styled_weight
     assert M2DConfig.from_dict(old).style_guidance == 0.0
 
 
-def test_first_model_weights_load_and_know_only_any():
-    """The shipped first model has no style embedding: it loads as before, dances for "any", and says
-    plainly that a style needs other weights."""
+def test_shipped_weights_know_the_ballroom_styles():
+    """The shipped model (v2) has a style embedding for the three ballroom styles, the Dance panel's choices;
+    weights without one (the first model) are covered by a saved tiny model below."""
     model = load_model(default_weights_dir())
-    if model.config.styles:
-        pytest.skip("the shipped weights have styles; the first model's case is covered by a saved tiny one")
-    assert not hasattr(model, "style_embedding") and model.config.style_choices() == ("any",)
+    assert model.config.styles == ("cha-cha", "rumba", "waltz") and hasattr(model, "style_embedding")
+    assert model.config.style_choices() == STYLE_CHOICES
+    assert model.config.style_guidance == 0.0
 
 
 def test_weights_without_styles_refuse_a_style_clearly(tiny_weights, song, tmp_path, capsys):
