@@ -124,9 +124,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     gen = DanceGenerator(args.weights, device="auto")
-    if args.style_guidance is not None:
-        gen.model.config = gen.config = gen.config.replace(style_guidance=args.style_guidance)
-    config = gen.config
+    if args.style_guidance is not None:  # the sampler reads its defaults from the model's config
+        gen.model.config = gen.config.replace(style_guidance=args.style_guidance)
+    config = gen.model.config
     cache = DanceCache(args.cache)
     arrays = cache.arrays
     audio_of = {str(n): (Path(str(a)), float(s)) for n, a, s in zip(arrays["names"], arrays["audio"], arrays["audio_start"])}

@@ -85,7 +85,7 @@ def test_style_guidance_pushes_a_chosen_style_and_leaves_any_alone(styled_weight
     music = np.random.default_rng(1).normal(size=(60, STYLED.music_dim)).astype(np.float32)
 
     def dance(style, weight):
-        gen.model.config = gen.config = STYLED.replace(style_guidance=weight)
+        gen.model.config = gen.config.replace(style_guidance=weight)
         return gen.generate_from_features(music, steps=2, style=style, beat_snap=False, foot_lock=False).smpl_poses
 
     try:
@@ -93,7 +93,7 @@ def test_style_guidance_pushes_a_chosen_style_and_leaves_any_alone(styled_weight
         pushed = dance("waltz", 2.0)
         assert np.array_equal(dance("any", 2.0), plain_any)  # nothing to push without a style
     finally:
-        gen.model.config = gen.config = STYLED
+        gen.model.config = gen.config
     # The push moves the waltz further from "any" than the waltz alone was.
     assert np.abs(pushed - plain_any).mean() > np.abs(plain_waltz - plain_any).mean() + 1e-3
     old = STYLED.to_dict()
