@@ -158,6 +158,47 @@ def test_unmeasured_values_teach_nothing(studio_cache):
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in trainer.model.parameters())
 
 
+def test_planted_term_on_the_legs_only_leaves_the_root_alone(studio_cache):
+    """``planted_legs_only``: the same planted loss, but its gradient reaches the legs' rotations, never the
+    root's rotation or path."""
+    from inference import motion as mo
+    from inference import skeleton as sk
+
+    cache = DanceCache(studio_cache)
+    source = WindowSampler(cache, TINY_CONFIG, split="train", augment=False)
+    motion, music, _ = source.sample(4, np.random.default_rng(0))
+    grads, values = {}, {}
+    for legs_only in (False, True):
+        settings = TrainSettings(batch_size=4, planted_weight=1.0, planted_legs_only=legs_only)
+        torch.manual_seed(0)
+        trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
+        x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
+        outputs = []
+
+        def keep(module, args, out):
+            out.retain_grad()
+            outputs.append(out)
+
+        hook = trainer.model.register_forward_hook(keep)
+        try:
+            torch.manual_seed(1)
+            losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), torch.tensor([0, 10, 20, 30]),
+                                      torch.randn_like(x0), torch.zeros(4, dtype=torch.bool), trainer.alpha_bar,
+                                      settings)
+        finally:
+            hook.remove()
+        losses["planted"].backward()
+        grads[legs_only], values[legs_only] = outputs[0].grad, losses["planted"].detach()
+    assert values[True] > 0 and torch.isclose(values[True], values[False])
+    root = [mo.ROOT, mo.rotation_dims(0)]
+    legs = [mo.rotation_dims(sk.JOINT_INDEX[f"{side}_{part}"]) for side in ("left", "right")
+            for part in ("hip", "knee", "ankle")]
+    assert all(grads[False][..., dims].abs().max() > 0 for dims in root)
+    assert all(grads[True][..., dims].abs().max() == 0 for dims in root)  # the root is not moved to hold a foot
+    assert any(grads[True][..., dims].abs().max() > 0 for dims in legs)
+    assert all(torch.allclose(grads[True][..., dims], grads[False][..., dims]) for dims in legs)  # the legs as before
+
+
 def test_a_resumed_runs_older_loss_log_gains_the_new_columns(tmp_path):
     from inference.training.train import _widen_log
 

@@ -82,6 +82,9 @@ class TrainSettings:
     """Weight of the swing-foot term (0: EDGE's four losses only)."""
     planted_weight: float = 0.0
     """Weight of the planted-foot term (0: off)."""
+    planted_legs_only: bool = False
+    """The planted-foot term moves the legs only: it sees the root's predicted rotation and path but sends them no
+    gradient, so a planted foot is held by the hips, knees and ankles rather than by slowing the whole body."""
     mask_unmeasured: bool = False
     """Leave out of the losses the joints the data's source does not measure (the window source marks them)."""
 
@@ -103,9 +106,12 @@ def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng
         model.music_std.copy_(torch.as_tensor(np.maximum(music.std(0), STD_FLOOR)))
 
 
-def _joints(model: DanceDenoiser, x_norm: torch.Tensor) -> torch.Tensor:
-    """(B, T, D) normalised motion -> (B, T, 24, 3) joint positions (window frame)."""
+def _joints(model: DanceDenoiser, x_norm: torch.Tensor, hold_root: bool = False) -> torch.Tensor:
+    """(B, T, D) normalised motion -> (B, T, 24, 3) joint positions (window frame); ``hold_root``: the root's
+    rotation and path pass no gradient back."""
     _, trans, rot6d = mo.unpack(model.denormalize_motion(x_norm))
+    if hold_root:
+        trans, rot6d = trans.detach(), torch.cat([rot6d[..., :1, :].detach(), rot6d[..., 1:, :]], -2)
     return sk.forward_kinematics(sk.rot6d_to_matrix(rot6d), trans)[0]
 
 
@@ -160,16 +166,23 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
     if settings.swing_weight > 0 or settings.planted_weight > 0:
         feet_true = joints_true[:, :, list(sk.CONTACT_INDICES)]
         down = model.denormalize_motion(x0)[..., mo.CONTACTS].round().clamp(0, 1)  # (B, T, 4) the data's contacts
-        err_v = ((foot_v - (feet_true[:, 1:] - feet_true[:, :-1])) ** 2).sum(-1)  # (B, T-1, 4)
+        steps_true = feet_true[:, 1:] - feet_true[:, :-1]
+
+        def step_error(steps):  # (B, T-1, 4, 3) -> (B, T-1, 4) squared error of each foot's step
+            return ((steps - steps_true) ** 2).sum(-1)
+
         if settings.swing_weight > 0:
             swing = 1.0 - down
             err = ((feet - feet_true) ** 2).sum(-1) * swing  # (B, T, 4)
-            losses["swing"] = weighted(err) + weighted(err_v * swing[:, 1:]) * model.config.fps
+            losses["swing"] = weighted(err) + weighted(step_error(foot_v) * swing[:, 1:]) * model.config.fps
         if settings.planted_weight > 0:
             # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar, not P2: where
             # the noise hides which feet are down, asking them to stand still would only calm the whole dance.
             held = down[:, 1:] * down[:, :-1]
-            losses["planted"] = ((err_v * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
+            if settings.planted_legs_only:
+                legs = _joints(model, pred, hold_root=True)[:, :, list(sk.CONTACT_INDICES)]
+                foot_v = legs[:, 1:] - legs[:, :-1]
+            losses["planted"] = ((step_error(foot_v) * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
     return losses
 
 
