@@ -158,9 +158,9 @@ def test_unmeasured_values_teach_nothing(studio_cache):
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in trainer.model.parameters())
 
 
-def test_planted_term_on_the_legs_only_leaves_the_root_alone(studio_cache):
-    """``planted_legs_only``: the same planted loss, but its gradient reaches the legs' rotations, never the
-    root's rotation or path."""
+def test_planted_terms_root_share_scales_only_the_roots_gradient(studio_cache):
+    """``planted_root_share``: the same planted loss; the root's rotation and path get that share of its gradient
+    (none at 0), the legs' rotations all of it."""
     from inference import motion as mo
     from inference import skeleton as sk
 
@@ -168,8 +168,8 @@ def test_planted_term_on_the_legs_only_leaves_the_root_alone(studio_cache):
     source = WindowSampler(cache, TINY_CONFIG, split="train", augment=False)
     motion, music, _ = source.sample(4, np.random.default_rng(0))
     grads, values = {}, {}
-    for legs_only in (False, True):
-        settings = TrainSettings(batch_size=4, planted_weight=1.0, planted_legs_only=legs_only)
+    for share in (1.0, 0.25, 0.0):
+        settings = TrainSettings(batch_size=4, planted_weight=1.0, planted_root_share=share)
         torch.manual_seed(0)
         trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
         x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
@@ -188,15 +188,16 @@ def test_planted_term_on_the_legs_only_leaves_the_root_alone(studio_cache):
         finally:
             hook.remove()
         losses["planted"].backward()
-        grads[legs_only], values[legs_only] = outputs[0].grad, losses["planted"].detach()
-    assert values[True] > 0 and torch.isclose(values[True], values[False])
+        grads[share], values[share] = outputs[0].grad, losses["planted"].detach()
+    assert values[0.0] > 0 and torch.isclose(values[0.0], values[1.0]) and torch.isclose(values[0.25], values[1.0])
     root = [mo.ROOT, mo.rotation_dims(0)]
     legs = [mo.rotation_dims(sk.JOINT_INDEX[f"{side}_{part}"]) for side in ("left", "right")
             for part in ("hip", "knee", "ankle")]
-    assert all(grads[False][..., dims].abs().max() > 0 for dims in root)
-    assert all(grads[True][..., dims].abs().max() == 0 for dims in root)  # the root is not moved to hold a foot
-    assert any(grads[True][..., dims].abs().max() > 0 for dims in legs)
-    assert all(torch.allclose(grads[True][..., dims], grads[False][..., dims]) for dims in legs)  # the legs as before
+    assert all(grads[1.0][..., dims].abs().max() > 0 for dims in root)
+    assert all(grads[0.0][..., dims].abs().max() == 0 for dims in root)  # the root is not moved to hold a foot
+    assert all(torch.allclose(grads[0.25][..., dims], 0.25 * grads[1.0][..., dims]) for dims in root)
+    assert any(grads[0.0][..., dims].abs().max() > 0 for dims in legs)
+    assert all(torch.allclose(grads[share][..., dims], grads[1.0][..., dims]) for dims in legs for share in grads)
 
 
 def test_a_resumed_runs_older_loss_log_gains_the_new_columns(tmp_path):

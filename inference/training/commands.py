@@ -24,7 +24,7 @@ def _cmd_train(args) -> int:
         config = config.replace(styles=() if args.no_styles else cache_styles(cache))
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              decay_steps=args.decay_steps, swing_weight=args.swing_weight,
-                             planted_weight=args.planted_weight, planted_legs_only=args.planted_legs_only,
+                             planted_weight=args.planted_weight, planted_root_share=args.planted_root_share,
                              mask_unmeasured=args.mask_unmeasured,
                              val_every=args.val_every, checkpoint_every=args.checkpoint_every or args.val_every)
     source = WindowSampler(cache, config, split="train", augment=not args.no_augment,
@@ -76,8 +76,9 @@ def add_subcommand(subparsers) -> None:
     t.add_argument("--planted-weight", type=float, default=0.0,
                    help="weight of the planted-foot term: where the data's foot is planted, the predicted foot "
                         "must move as the data's does (default 0: off)")
-    t.add_argument("--planted-legs-only", action="store_true",
-                   help="the planted-foot term moves the legs only, not the root's rotation or path")
+    t.add_argument("--planted-root-share", type=float, default=1.0,
+                   help="share of the planted-foot term's gradient that reaches the root's rotation and path "
+                        "(default 1; 0: the legs alone hold a planted foot)")
     t.add_argument("--mask-unmeasured", action="store_true",
                    help="leave out of the losses the joints the data's source does not measure (Tang 2018: the "
                         "right wrist's bend); mirroring lets the measured side teach them")

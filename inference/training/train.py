@@ -82,9 +82,10 @@ class TrainSettings:
     """Weight of the swing-foot term (0: EDGE's four losses only)."""
     planted_weight: float = 0.0
     """Weight of the planted-foot term (0: off)."""
-    planted_legs_only: bool = False
-    """The planted-foot term moves the legs only: it sees the root's predicted rotation and path but sends them no
-    gradient, so a planted foot is held by the hips, knees and ankles rather than by slowing the whole body."""
+    planted_root_share: float = 1.0
+    """Share of the planted-foot term's gradient that reaches the root's rotation and path (0: the legs alone hold a
+    planted foot, by the hips, knees and ankles, rather than by slowing the whole body; the term's value is
+    unchanged)."""
     mask_unmeasured: bool = False
     """Leave out of the losses the joints the data's source does not measure (the window source marks them)."""
 
@@ -106,12 +107,18 @@ def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng
         model.music_std.copy_(torch.as_tensor(np.maximum(music.std(0), STD_FLOOR)))
 
 
-def _joints(model: DanceDenoiser, x_norm: torch.Tensor, hold_root: bool = False) -> torch.Tensor:
-    """(B, T, D) normalised motion -> (B, T, 24, 3) joint positions (window frame); ``hold_root``: the root's
-    rotation and path pass no gradient back."""
+def _scale_grad(x: torch.Tensor, share: float) -> torch.Tensor:
+    """``x`` in the forward pass; ``share`` of the gradient in the backward pass."""
+    return x if share == 1.0 else x.detach() + share * (x - x.detach())
+
+
+def _joints(model: DanceDenoiser, x_norm: torch.Tensor, root_share: float = 1.0) -> torch.Tensor:
+    """(B, T, D) normalised motion -> (B, T, 24, 3) joint positions (window frame); ``root_share`` of the gradient
+    reaches the root's rotation and path."""
     _, trans, rot6d = mo.unpack(model.denormalize_motion(x_norm))
-    if hold_root:
-        trans, rot6d = trans.detach(), torch.cat([rot6d[..., :1, :].detach(), rot6d[..., 1:, :]], -2)
+    if root_share != 1.0:
+        trans = _scale_grad(trans, root_share)
+        rot6d = torch.cat([_scale_grad(rot6d[..., :1, :], root_share), rot6d[..., 1:, :]], -2)
     return sk.forward_kinematics(sk.rot6d_to_matrix(rot6d), trans)[0]
 
 
@@ -179,8 +186,8 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
             # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar, not P2: where
             # the noise hides which feet are down, asking them to stand still would only calm the whole dance.
             held = down[:, 1:] * down[:, :-1]
-            if settings.planted_legs_only:
-                legs = _joints(model, pred, hold_root=True)[:, :, list(sk.CONTACT_INDICES)]
+            if settings.planted_root_share != 1.0:
+                legs = _joints(model, pred, settings.planted_root_share)[:, :, list(sk.CONTACT_INDICES)]
                 foot_v = legs[:, 1:] - legs[:, :-1]
             losses["planted"] = ((step_error(foot_v) * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
     return losses
