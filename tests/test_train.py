@@ -125,6 +125,24 @@ def test_foot_terms_join_the_loss_with_their_weights(studio_cache):
                          sum(LOSS_WEIGHTS[k] * losses[k] for k in LOSS_WEIGHTS))
 
 
+def _losses_keeping_output(trainer, motion, music, t, settings):
+    """``diffusion_losses`` of a batch, and the network's output tensor (its ``.grad`` kept for the test)."""
+    x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
+    outputs = []
+
+    def keep(module, args, out):
+        out.retain_grad()
+        outputs.append(out)
+
+    hook = trainer.model.register_forward_hook(keep)
+    try:
+        losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), torch.tensor(t), torch.randn_like(x0),
+                                  torch.zeros(len(x0), dtype=torch.bool), trainer.alpha_bar, settings)
+    finally:
+        hook.remove()
+    return losses, outputs[0]
+
+
 def test_unmeasured_values_teach_nothing(studio_cache):
     """NaN in the data's motion: the losses are finite and give the network's output for it no gradient."""
     from inference import motion as mo
@@ -135,23 +153,10 @@ def test_unmeasured_values_teach_nothing(studio_cache):
     settings = TrainSettings(batch_size=4, planted_weight=0.05, swing_weight=0.25)
     trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
     motion, music, _ = source.sample(4, np.random.default_rng(0))
-    x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
-    outputs = []
-
-    def keep(module, args, out):
-        out.retain_grad()
-        outputs.append(out)
-
-    hook = trainer.model.register_forward_hook(keep)
-    try:
-        losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), torch.tensor([0, 10, 500, 999]),
-                                  torch.randn_like(x0), torch.zeros(4, dtype=torch.bool), trainer.alpha_bar,
-                                  settings)
-    finally:
-        hook.remove()
+    losses, output = _losses_keeping_output(trainer, motion, music, [0, 10, 500, 999], settings)
     assert all(torch.isfinite(v) for v in losses.values())
     total_loss(losses, settings).backward()
-    grad = outputs[0].grad
+    grad = output.grad
     wrist = mo.rotation_dims(sk.JOINT_INDEX["right_wrist"])
     assert grad[..., wrist].abs().max() == 0  # the right wrist is not measured: nothing pulls it
     assert grad[..., mo.rotation_dims(sk.JOINT_INDEX["left_wrist"])].abs().max() > 0
@@ -172,23 +177,10 @@ def test_planted_terms_root_share_scales_only_the_roots_gradient(studio_cache):
         settings = TrainSettings(batch_size=4, planted_weight=1.0, planted_root_share=share)
         torch.manual_seed(0)
         trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
-        x0 = trainer.model.normalize_motion(torch.as_tensor(motion))
-        outputs = []
-
-        def keep(module, args, out):
-            out.retain_grad()
-            outputs.append(out)
-
-        hook = trainer.model.register_forward_hook(keep)
-        try:
-            torch.manual_seed(1)
-            losses = diffusion_losses(trainer.model, x0, torch.as_tensor(music), torch.tensor([0, 10, 20, 30]),
-                                      torch.randn_like(x0), torch.zeros(4, dtype=torch.bool), trainer.alpha_bar,
-                                      settings)
-        finally:
-            hook.remove()
+        torch.manual_seed(1)  # the same noise for every share
+        losses, output = _losses_keeping_output(trainer, motion, music, [0, 10, 20, 30], settings)
         losses["planted"].backward()
-        grads[share], values[share] = outputs[0].grad, losses["planted"].detach()
+        grads[share], values[share] = output.grad, losses["planted"].detach()
     assert values[0.0] > 0 and torch.isclose(values[0.0], values[1.0]) and torch.isclose(values[0.25], values[1.0])
     root = [mo.ROOT, mo.rotation_dims(0)]
     legs = [mo.rotation_dims(sk.JOINT_INDEX[f"{side}_{part}"]) for side in ("left", "right")
