@@ -118,6 +118,15 @@ def main() -> None:
                         help="styles to dance every held-out song in (default: all the model knows)")
     parser.add_argument("--baseline", default=None, help="another model's report.json: adds 'PFC at most its'")
     args = parser.parse_args()
+    unheard_label = f"generated, unheard music (seed {args.first_seed})"
+    baseline = None
+    if args.baseline:  # read before generating: a mismatch would otherwise surface only after the whole run
+        baseline = json.loads(Path(args.baseline).read_text())["table"]
+        if unheard_label not in baseline:
+            made = [k for k in baseline if k.startswith("generated, unheard music (seed ")]
+            parser.error(f"{args.baseline} was measured with another first seed ({', '.join(made) or 'none'}), and "
+                         f"PFC compares only on the same dances: pass its --first-seed, or make the baseline's "
+                         f"report with --first-seed {args.first_seed}")
     post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock,
             "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
     out = Path(args.out)
@@ -192,7 +201,7 @@ def main() -> None:
         checks["frozen_s"].append(frozen_stretch(ev.joints, ev.fps))
 
     sets = {"generated, held-out music": held_out,
-            f"generated, unheard music (seed {args.first_seed})": [ev for seed, ev in unheard if seed == args.first_seed],
+            unheard_label: [ev for seed, ev in unheard if seed == args.first_seed],
             "generated, unheard music (all seeds)": [ev for _, ev in unheard],
             **{f"style {s}, held-out music": evs for s, evs in styled.items()},
             "ground truth, held-out": truth}
@@ -233,7 +242,7 @@ def main() -> None:
     def bar(name, value, target, ok):
         bars.append({"bar": name, "value": value, "target": target, "met": bool(ok)})
 
-    for label in ("generated, held-out music", f"generated, unheard music (seed {args.first_seed})"):
+    for label in ("generated, held-out music", unheard_label):
         r = results[label]
         bar(f"BA {label} >= ground truth", round(r.ba, 3), f">= {gt.ba:.3f}", r.ba >= gt.ba)
         bar(f"BA {label}: own music > other song", f"{r.ba:.3f} vs {r.ba_other:.3f}", "clearly above",
@@ -243,11 +252,10 @@ def main() -> None:
             r.skate <= gt.skate + 0.05)
         bar(f"skating {label} <= ground truth + 0.03 (model v2)", round(r.skate, 3), f"<= {gt.skate + 0.03:.3f}",
             r.skate <= gt.skate + 0.03)
-    if args.baseline:
-        base = json.loads(Path(args.baseline).read_text())["table"]
-        for label in ("generated, held-out music", f"generated, unheard music (seed {args.first_seed})"):
-            bar(f"PFC {label} <= baseline's", round(results[label].pfc, 3), f"<= {base[label]['pfc']:.3f}",
-                results[label].pfc <= base[label]["pfc"])
+    if baseline:
+        for label in ("generated, held-out music", unheard_label):
+            bar(f"PFC {label} <= baseline's", round(results[label].pfc, 3), f"<= {baseline[label]['pfc']:.3f}",
+                results[label].pfc <= baseline[label]["pfc"])
     for group, data in (("held-out", data_ranges), ("unheard", data_ranges_unheard)):  # data as long as the dances
         for j in EXTREMITY_JOINTS:
             bar(f"{j} moves ({group} music): range >= half the data's", ranges[group][j],

@@ -109,7 +109,7 @@ def fit_normalizer(model: DanceDenoiser, source: WindowSource, windows: int, rng
 
 def _scale_grad(x: torch.Tensor, share: float) -> torch.Tensor:
     """``x`` in the forward pass; ``share`` of the gradient in the backward pass."""
-    return x if share == 1.0 else x.detach() + share * (x - x.detach())
+    return x.detach() + share * (x - x.detach())
 
 
 def _joints(model: DanceDenoiser, x_norm: torch.Tensor, root_share: float = 1.0) -> torch.Tensor:
@@ -186,10 +186,11 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
             # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar, not P2: where
             # the noise hides which feet are down, asking them to stand still would only calm the whole dance.
             held = down[:, 1:] * down[:, :-1]
-            if settings.planted_root_share != 1.0:
+            steps = foot_v
+            if settings.planted_root_share != 1.0:  # the same feet, with the root's gradient scaled
                 legs = _joints(model, pred, settings.planted_root_share)[:, :, list(sk.CONTACT_INDICES)]
-                foot_v = legs[:, 1:] - legs[:, :-1]
-            losses["planted"] = ((step_error(foot_v) * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
+                steps = legs[:, 1:] - legs[:, :-1]
+            losses["planted"] = ((step_error(steps) * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
     return losses
 
 
