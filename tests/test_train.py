@@ -192,6 +192,24 @@ def test_planted_terms_root_share_scales_only_the_roots_gradient(studio_cache):
     assert all(torch.allclose(grads[share][..., dims], grads[1.0][..., dims]) for dims in legs for share in grads)
 
 
+def test_planted_terms_noise_power_weights_it_by_alpha_bar(studio_cache):
+    """``planted_noise_power`` K: each window's planted error is weighted by alpha_bar_t ** K (K = 1: alpha_bar)."""
+    cache = DanceCache(studio_cache)
+    source = WindowSampler(cache, TINY_CONFIG, split="train", augment=False)
+    motion, music, _ = source.sample(4, np.random.default_rng(0))
+    t = [300, 300, 300, 300]  # one noise level: the error is the same for every power, only its weight changes
+    values = {}
+    for power in (1.0, 4.0):
+        settings = TrainSettings(batch_size=4, planted_weight=1.0, planted_noise_power=power)
+        torch.manual_seed(0)
+        trainer = Trainer(TINY_CONFIG, source, "/nonexistent", settings, torch.device("cpu"), log=lambda m: None)
+        torch.manual_seed(1)
+        values[power] = _losses_keeping_output(trainer, motion, music, t, settings)[0]["planted"].detach()
+    a = trainer.alpha_bar[300].float()
+    assert 0.1 < a < 0.9 and values[1.0] > 0
+    assert torch.isclose(values[4.0], values[1.0] * a ** 3, rtol=1e-4)
+
+
 def test_a_resumed_runs_older_loss_log_gains_the_new_columns(tmp_path):
     from inference.training.train import _widen_log
 

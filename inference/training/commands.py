@@ -25,6 +25,7 @@ def _cmd_train(args) -> int:
     settings = TrainSettings(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              decay_steps=args.decay_steps, swing_weight=args.swing_weight,
                              planted_weight=args.planted_weight, planted_root_share=args.planted_root_share,
+                             planted_noise_power=args.planted_noise_power,
                              mask_unmeasured=args.mask_unmeasured,
                              val_every=args.val_every, checkpoint_every=args.checkpoint_every or args.val_every)
     source = WindowSampler(cache, config, split="train", augment=not args.no_augment,
@@ -79,6 +80,9 @@ def add_subcommand(subparsers) -> None:
     t.add_argument("--planted-root-share", type=float, default=1.0,
                    help="share of the planted-foot term's gradient that reaches the root's rotation and path "
                         "(default 1; 0: the legs alone hold a planted foot)")
+    t.add_argument("--planted-noise-power", type=float, default=1.0,
+                   help="the planted-foot term is weighted by alpha_bar_t to this power (default 1; higher: it "
+                        "acts mostly at low noise, on the feet's fine motion rather than the dance's broad motion)")
     t.add_argument("--mask-unmeasured", action="store_true",
                    help="leave out of the losses the joints the data's source does not measure (Tang 2018: the "
                         "right wrist's bend); mirroring lets the measured side teach them")

@@ -86,6 +86,9 @@ class TrainSettings:
     """Share of the planted-foot term's gradient that reaches the root's rotation and path (0: the legs alone hold a
     planted foot, by the hips, knees and ankles, rather than by slowing the whole body; the term's value is
     unchanged)."""
+    planted_noise_power: float = 1.0
+    """The planted-foot term is weighted by alpha_bar_t to this power: above 1 it acts mostly at low noise, where the
+    window's broad motion is already set and only the feet's fine motion is left to change."""
     mask_unmeasured: bool = False
     """Leave out of the losses the joints the data's source does not measure (the window source marks them)."""
 
@@ -183,14 +186,15 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
             err = ((feet - feet_true) ** 2).sum(-1) * swing  # (B, T, 4)
             losses["swing"] = weighted(err) + weighted(step_error(foot_v) * swing[:, 1:]) * model.config.fps
         if settings.planted_weight > 0:
-            # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar, not P2: where
+            # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar (to a power), not P2: where
             # the noise hides which feet are down, asking them to stand still would only calm the whole dance.
             held = down[:, 1:] * down[:, :-1]
             steps = foot_v
             if settings.planted_root_share != 1.0:  # the same feet, with the root's gradient scaled
                 legs = _joints(model, pred, settings.planted_root_share)[:, :, list(sk.CONTACT_INDICES)]
                 steps = legs[:, 1:] - legs[:, :-1]
-            losses["planted"] = ((step_error(steps) * held).flatten(1).mean(1) * a).mean() * model.config.fps ** 2
+            by_noise = a ** settings.planted_noise_power
+            losses["planted"] = ((step_error(steps) * held).flatten(1).mean(1) * by_noise).mean() * model.config.fps ** 2
     return losses
 
 
