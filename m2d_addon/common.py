@@ -46,6 +46,12 @@ def preferences(context=None):
     return context.preferences.addons[ADDON_PACKAGE].preferences
 
 
+def model_folder(prefs) -> Path:
+    """The model the extension uses: the Model preference (a folder, or its ``.safetensors`` file), else the
+    shipped one. Not checked: :func:`~.generation.weights_path` says what is missing."""
+    return Path(bpy.path.abspath(prefs.weights_path)) if prefs.weights_path else EXTENSION_DIR / "weights"
+
+
 def reports_errors(execute):
     """For an operator's ``execute``: an M2DError (the user's input, explained) becomes an error report
     and ``{'CANCELLED'}``; anything else is a bug and propagates."""

@@ -24,7 +24,7 @@ from ..inference.errors import Cancelled, M2DError
 from ..inference.files import output_path
 from ..inference.protocol import TAKE_KEY, GenerateRequest, SmplMeshRequest, TakeInfo
 from . import bridge, character, rig, timing
-from .common import EXTENSION_DIR, preferences, user_dir
+from .common import EXTENSION_DIR, model_folder, preferences, user_dir
 from .props import chosen_strip, sound_strips, style_name
 
 TAKE_NAME = "Dance"
@@ -74,7 +74,7 @@ def sound_path(strip) -> tuple[str, bool]:
 
 def weights_path(prefs) -> str:
     """The model folder; a clear error when it holds no weights."""
-    path = Path(bpy.path.abspath(prefs.weights_path)) if prefs.weights_path else EXTENSION_DIR / "weights"
+    path = model_folder(prefs)
     weights = path if path.suffix == ".safetensors" else path / WEIGHTS_FILE
     if not weights.is_file() or not weights.with_name(CONFIG_FILE).is_file():
         raise M2DError(
@@ -90,7 +90,7 @@ def engine_request(settings, audio: str, frames: timing.FramePlan, weights: str,
     return GenerateRequest(audio=audio, output=output, start=float(frames.audio_start),
                            duration=float(frames.audio_duration), seed=int(seed), sampler=settings.sampler,
                            steps=int(settings.steps), guidance=float(settings.guidance),
-                           style=style_name(settings.style), beat_snap=bool(settings.beat_snap),
+                           style=style_name(settings), beat_snap=bool(settings.beat_snap),
                            foot_lock=bool(settings.foot_lock), device=settings.device, weights=weights,
                            constraints=constraints)
 

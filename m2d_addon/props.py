@@ -8,31 +8,74 @@ Pipelines set these and call ``bpy.ops.m2d.generate()``, e.g.::
     bpy.ops.m2d.generate()
 """
 
+import re
+
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,
                        IntProperty, PointerProperty, StringProperty)
 from bpy.types import PropertyGroup
 
 from ..inference import settings as st
-from ..inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
-from ..inference.protocol import STYLE_CHOICES
+from ..inference.config import CONFIG_FILE, DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
+from ..inference.errors import M2DError
+from ..inference.protocol import ANY_STYLE
 from . import bridge, pin_display, pins
+from .common import model_folder, preferences
 
 def _style_identifier(name: str) -> str:
-    return name.upper().replace("-", "_")
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_") or "STYLE"
 
 
-STYLE_ITEMS = tuple(
-    (_style_identifier(name), name.capitalize(),
-     "Let the model choose the style from the music" if i == 0 else f"Dance a {name.capitalize()}", i)
-    for i, name in enumerate(STYLE_CHOICES))
-"""The Style menu (:data:`~inference.protocol.STYLE_CHOICES`), each identifier the engine's name in capitals;
-weights trained without a style refuse it at Generate with the reason."""
+_MODEL_STYLES: dict = {}
+"""(config.json path, its modification time) -> the styles that model knows: read once, not at every redraw."""
+_STYLE_MENUS: dict = {}
+"""Styles -> the Style menu's items. Blender reads a dynamic menu's strings from Python, which must keep them."""
 
 
-def style_name(identifier: str) -> str:
-    """The engine's name of a Style menu identifier ("CHA_CHA" -> "cha-cha")."""
-    return next(name for name in STYLE_CHOICES if _style_identifier(name) == identifier)
+def model_styles(context=None) -> tuple:
+    """Every style the model in use knows (the Model preference's, else the shipped one), ``any`` first; only
+    ``any`` when its settings cannot be read (Generate then says why)."""
+    folder = model_folder(preferences(context))
+    config = folder.with_name(CONFIG_FILE) if folder.suffix == ".safetensors" else folder / CONFIG_FILE
+    try:
+        key = (str(config), config.stat().st_mtime_ns)
+    except OSError:
+        return (ANY_STYLE,)
+    if key not in _MODEL_STYLES:
+        try:
+            _MODEL_STYLES[key] = M2DConfig.load(config).style_choices()
+        except (OSError, ValueError):
+            _MODEL_STYLES[key] = (ANY_STYLE,)
+    return _MODEL_STYLES[key]
+
+
+def _style_items(self, context):
+    """The Style menu: the model's styles, each identifier its name in capitals, each value its style index."""
+    choices = model_styles(context)
+    if choices not in _STYLE_MENUS:
+        items, seen = [], set()
+        for i, name in enumerate(choices):
+            identifier = _style_identifier(name)
+            identifier = identifier if identifier not in seen else f"{identifier}_{i}"
+            seen.add(identifier)
+            label = "Any" if name == ANY_STYLE else name[:1].upper() + name[1:]
+            items.append((identifier, label, "Let the model choose the style from the music" if i == 0
+                          else f"Dance {label}", i))
+        _STYLE_MENUS[choices] = items
+    return _STYLE_MENUS[choices]
+
+
+def style_name(settings, context=None) -> str:
+    """The engine's name of the Style chosen in ``settings`` (``scene.m2d``; "CHA_CHA" -> "cha-cha"); an M2DError
+    when the model in use does not know it (a scene saved with another model's style)."""
+    choices = model_styles(context)
+    identifier = settings.style
+    for item in _style_items(settings, context):
+        if item[0] == identifier:
+            return choices[item[3]]
+    raise M2DError(f"The Style chosen in the Dance panel (number {settings.get('style', 0)} of a menu made for "
+                   f"another model) is not one the model in use knows ({', '.join(choices)}). Choose a Style in "
+                   "the Dance panel.")
 
 
 def sound_strips(scene) -> list:
@@ -111,10 +154,10 @@ class M2D_PG_settings(PropertyGroup):
     )
     style: EnumProperty(
         name="Style",
-        description="Dance style. Any lets the model choose from the music; a model trained without "
-                    "styles knows only Any",
-        items=STYLE_ITEMS,
-        default="ANY",
+        description="Dance style: Any lets the model choose from the music, the others are the styles the "
+                    "model in use was trained with (a model trained without styles knows only Any)",
+        items=_style_items,
+        default=0,
     )
     beat_snap: BoolProperty(
         name="Snap to Beats",

@@ -146,26 +146,38 @@ def test_sampler_is_chosen_and_recorded(scene, song):
     assert meta["sampler"] == DPMPP_2M and meta["steps"] == 3
 
 
-def test_style_reaches_the_engine_and_the_take(scene, song, prefs, tmp_path):
-    """Style: Any / Cha-cha / Rumba / Waltz in the panel; the take records the style it was made in."""
+def test_style_menu_offers_the_models_styles_and_the_take_records_one(scene, song, prefs, tmp_path):
+    """Style: the menu lists the styles of the model in use (the shipped model's ballroom styles; the test model,
+    trained without styles, Any only; a model trained on other labels, those); the take records the style."""
     import torch
 
     from inference.config import TINY_CONFIG
     from inference.network.model import DanceDenoiser
     from inference.network.weights import save_model
 
-    assert [i.identifier for i in scene.m2d.bl_rna.properties["style"].enum_items] == [
-        "ANY", "CHA_CHA", "RUMBA", "WALTZ"]
     assert scene.m2d.style == "ANY"
+    with pytest.raises(TypeError, match=r"\('ANY'\)"):  # the test model knows no style
+        scene.m2d.style = "WALTZ"
     add_strip(scene, song)
     assert generate() == {"FINISHED"}
     assert rig_of().animation_data.action["music2dance"]["style"] == "any"
+
+    prefs.weights_path = ""  # the shipped model
+    scene.m2d.style = "WALTZ"
+    assert scene.m2d.style == "WALTZ"
     torch.manual_seed(0)
     prefs.weights_path = str(save_model(DanceDenoiser(TINY_CONFIG.replace(styles=("cha-cha", "rumba", "waltz"))),
                                         tmp_path / "styled"))
     scene.m2d.style = "CHA_CHA"
     assert generate() == {"FINISHED"}
-    assert sorted(a["music2dance"]["style"] for a in bpy.data.actions if "music2dance" in a) == ["any", "cha-cha"]
+    prefs.weights_path = str(save_model(DanceDenoiser(TINY_CONFIG.replace(styles=("house", "lock"))),
+                                        tmp_path / "studio"))
+    with pytest.raises(TypeError, match=r"\('ANY', 'HOUSE', 'LOCK'\)"):
+        scene.m2d.style = "RUMBA"
+    scene.m2d.style = "LOCK"
+    assert generate() == {"FINISHED"}
+    assert sorted(a["music2dance"]["style"] for a in bpy.data.actions if "music2dance" in a) == [
+        "any", "cha-cha", "lock"]
 
 
 def test_takes_keep_other_animation(scene, song, ext):
