@@ -35,7 +35,10 @@ _STYLE_MENUS: dict = {}
 def model_styles(context=None) -> tuple:
     """Every style the model in use knows (the Model preference's, else the shipped one), ``any`` first; only
     ``any`` when its settings cannot be read (Generate then says why)."""
-    folder = model_folder(preferences(context))
+    try:
+        folder = model_folder(preferences(context))
+    except KeyError:  # the extension's preferences not registered (yet, or any more): the menu is drawn anyway
+        return (ANY_STYLE,)
     config = folder.with_name(CONFIG_FILE) if folder.suffix == ".safetensors" else folder / CONFIG_FILE
     try:
         key = (str(config), config.stat().st_mtime_ns)
