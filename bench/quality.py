@@ -133,9 +133,9 @@ def main() -> None:
     if args.baseline:  # read before generating: a mismatch would otherwise surface only after the whole run
         report = json.loads(Path(args.baseline).read_text())
         if report.get("seeds") != seeds:
-            parser.error(f"{args.baseline} was measured with seeds {report.get('seeds', 'of an older bench')}, this run "
-                         f"uses {seeds}, and PFC compares only on the same dances: pass its --seeds and --first-seed, "
-                         f"or make the baseline's report again with these")
+            parser.error(f"{args.baseline} was measured with seeds {report.get('seeds', 'of an older bench')}, "
+                         f"this run uses {seeds}, and PFC compares only on the same dances: pass its --seeds and "
+                         f"--first-seed, or make the baseline's report again with these")
         baseline = report["table"]
     post = {"beat_snap": not args.no_beat_snap, "foot_lock": not args.no_foot_lock,
             "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
@@ -215,8 +215,8 @@ def main() -> None:
     if len(seeds) > 1:  # each seed on its own, to see how far one seed moves a figure
         for label, pairs in ((held_label, held_out), (unheard_label, unheard)):
             sets.update({f"{label} (seed {seed})": [ev for s, ev in pairs if s == seed] for seed in seeds})
-    sets.update({**{f"style {s}, held-out music": evs for s, evs in styled.items()},
-            "ground truth, held-out": truth})
+    sets.update({f"style {s}, held-out music": evs for s, evs in styled.items()})
+    sets["ground truth, held-out"] = truth
     results = evaluate_sets(sets, truth)
     print()
     print(format_table(results))
@@ -304,7 +304,8 @@ def main() -> None:
                                      f"held-out data, first {args.unheard_seconds:g} s": data_ranges_unheard,
                                      "held-out data, whole dances": whole_ranges, **ranges},
               "floor_sink_cm": round(100 * sink, 2), "speed_x_real_time": round(speed, 3),
-              "seconds": round(time.monotonic() - started, 1), "seeds": seeds, "weights": str(args.weights or "weights/"),
+              "seconds": round(time.monotonic() - started, 1), "seeds": seeds,
+              "weights": str(args.weights or "weights/"),
               "style_guidance": config.style_guidance}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nWrote {out / 'report.json'} in {report['seconds']:.0f} s")

@@ -24,7 +24,7 @@ from ..inference.errors import Cancelled, M2DError
 from ..inference.files import output_path
 from ..inference.protocol import TAKE_KEY, GenerateRequest, SmplMeshRequest, TakeInfo
 from . import bridge, character, rig, timing
-from .common import EXTENSION_DIR, model_folder, preferences, user_dir
+from .common import model_folder, preferences, user_dir
 from .props import chosen_strip, sound_strips, style_name
 
 TAKE_NAME = "Dance"

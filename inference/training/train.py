@@ -186,15 +186,16 @@ def diffusion_losses(model: DanceDenoiser, x0: torch.Tensor, music: torch.Tensor
             err = ((feet - feet_true) ** 2).sum(-1) * swing  # (B, T, 4)
             losses["swing"] = weighted(err) + weighted(step_error(foot_v) * swing[:, 1:]) * model.config.fps
         if settings.planted_weight > 0:
-            # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar (to a power), not P2: where
-            # the noise hides which feet are down, asking them to stand still would only calm the whole dance.
+            # Both frames of a step planted: the foot is down throughout it. Weighted by alpha_bar (to a power), not
+            # P2: where the noise hides which feet are down, asking them to stand still would only calm the dance.
             held = down[:, 1:] * down[:, :-1]
             steps = foot_v
             if settings.planted_root_share != 1.0:  # the same feet, with the root's gradient scaled
                 legs = _joints(model, pred, settings.planted_root_share)[:, :, list(sk.CONTACT_INDICES)]
                 steps = legs[:, 1:] - legs[:, :-1]
             by_noise = a ** settings.planted_noise_power
-            losses["planted"] = ((step_error(steps) * held).flatten(1).mean(1) * by_noise).mean() * model.config.fps ** 2
+            per_window = (step_error(steps) * held).flatten(1).mean(1)
+            losses["planted"] = (per_window * by_noise).mean() * model.config.fps ** 2
     return losses
 
 
