@@ -20,6 +20,14 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 """A model is a folder holding these two files (see :mod:`inference.network.weights`)."""
 
+
+def model_files(path) -> tuple[Path, Path]:
+    """The weights and config files of the model at ``path``: its folder, or its ``.safetensors`` file."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return path, path.with_name(CONFIG_FILE)
+    return path / WEIGHTS_FILE, path / CONFIG_FILE
+
 DDIM = "ddim"
 DPMPP_2M = "dpmpp_2m"
 SAMPLERS = (DDIM, DPMPP_2M)

@@ -169,10 +169,11 @@ class Worker:
     # ------------------------------------------------------------------ requests
     def generator(self, weights, device: str, request_id):
         """The loaded model for ``weights`` on ``device``, loaded again only when either (or the file) changed."""
-        from .network.weights import WEIGHTS_FILE, default_weights_dir
+        from .config import model_files
+        from .network.weights import default_weights_dir
 
         path = Path(weights) if weights else default_weights_dir()
-        weights_file = path if path.suffix == ".safetensors" else path / WEIGHTS_FILE
+        weights_file = model_files(path)[0]
         stamp = weights_file.stat().st_mtime_ns if weights_file.is_file() else None
         key = (str(path.resolve()), device or "auto", stamp)
         if self._generator is None or key != self._generator_key:

@@ -18,7 +18,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..inference.config import CONFIG_FILE, WEIGHTS_FILE
+from ..inference.config import CONFIG_FILE, WEIGHTS_FILE, model_files
 from ..inference.dance import Dance
 from ..inference.errors import Cancelled, M2DError
 from ..inference.files import output_path
@@ -75,8 +75,8 @@ def sound_path(strip) -> tuple[str, bool]:
 def weights_path(prefs) -> str:
     """The model folder; a clear error when it holds no weights."""
     path = model_folder(prefs)
-    weights = path if path.suffix == ".safetensors" else path / WEIGHTS_FILE
-    if not weights.is_file() or not weights.with_name(CONFIG_FILE).is_file():
+    weights, config = model_files(path)
+    if not weights.is_file() or not config.is_file():
         raise M2DError(
             f"No model found at {path} ({WEIGHTS_FILE} and {CONFIG_FILE} are needed). Set Preferences > "
             "Add-ons > Music2Dance > Model to a folder that holds them."

@@ -16,7 +16,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 from bpy.types import PropertyGroup
 
 from ..inference import settings as st
-from ..inference.config import CONFIG_FILE, DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig
+from ..inference.config import DDIM, DPMPP_2M, SAMPLER_STEPS, M2DConfig, model_files
 from ..inference.errors import M2DError
 from ..inference.protocol import ANY_STYLE
 from . import bridge, pin_display, pins
@@ -39,7 +39,7 @@ def model_styles(context=None) -> tuple:
         folder = model_folder(preferences(context))
     except KeyError:  # the extension's preferences not registered (yet, or any more): the menu is drawn anyway
         return (ANY_STYLE,)
-    config = folder.with_name(CONFIG_FILE) if folder.suffix == ".safetensors" else folder / CONFIG_FILE
+    config = model_files(folder)[1]
     try:
         key = (str(config), config.stat().st_mtime_ns)
     except OSError:

@@ -31,7 +31,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..inference.config import CONFIG_FILE, M2DConfig
+from ..inference.config import M2DConfig, model_files
 from ..inference.errors import M2DError
 from ..inference.protocol import TAKE_KEY, GenerateRequest, TakeInfo, generate_command
 from ..inference.dance import Dance
@@ -124,8 +124,7 @@ def music_strip(context, action):
 
 
 def model_config(weights: str) -> M2DConfig:
-    path = Path(weights)
-    config = (path.with_name(CONFIG_FILE) if path.suffix == ".safetensors" else path / CONFIG_FILE)
+    config = model_files(weights)[1]
     try:
         return M2DConfig.load(config)
     except (OSError, ValueError) as exc:

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..config import CONFIG_FILE, WEIGHTS_FILE, M2DConfig
+from ..config import CONFIG_FILE, WEIGHTS_FILE, M2DConfig, model_files
 from ..errors import WeightsError
 from ..files import atomic_path
 from .model import DanceDenoiser
@@ -37,10 +37,7 @@ def default_weights_dir() -> Path:
 
 
 def _files(path) -> tuple[Path, Path]:
-    path = Path(path) if path is not None else default_weights_dir()
-    if path.suffix == ".safetensors":
-        return path, path.with_name(CONFIG_FILE)
-    return path / WEIGHTS_FILE, path / CONFIG_FILE
+    return model_files(path if path is not None else default_weights_dir())
 
 
 def save_model(model: DanceDenoiser, directory, half: bool = False) -> Path:
